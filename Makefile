@@ -1,0 +1,43 @@
+# instamojo-elt: every target creates/updates its own virtualenv first; nothing is installed by hand.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Pass-through arguments, e.g. `make sync ARGS="--merchants acme --resources payments"`.
+ARGS ?=
+
+.PHONY: help venv test test-fast demo sync transform check sandbox authorize merchants bench bench-sandbox lock clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create the virtualenv from requirements.lock
+
+test: $(STAMP) ## run the whole test suite (slow and postgres tests included)
+	$(PY) -m pytest -m "slow or not slow" -n 2 $(ARGS)
+
+test-fast: $(STAMP) ## run the fast tests only
+	$(PY) -m pytest $(ARGS)
+
+sandbox: $(STAMP) ## start the Instamojo sandbox on 127.0.0.1 (ARGS="--port 8765 --size demo")
+	$(PY) -m instamojo_sandbox $(ARGS)
+
+lock: ## re-resolve dependencies from pyproject.toml into requirements.lock
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/pip install --quiet --upgrade pip
+	.lockenv/bin/pip install --quiet -e '.[test]'
+	( echo '# Exact pins for reproducible installs; regenerate with `make lock` after changing pyproject.toml.'; \
+	  .lockenv/bin/pip freeze --exclude-editable ) > requirements.lock
+	rm -rf .lockenv
+
+clean: ## remove the virtualenv, data files and caches
+	rm -rf $(VENV) data .pytest_cache build *.egg-info
