@@ -1,0 +1,1 @@
+"""dlt source for Instamojo's developer-platform API (see source.py)."""
