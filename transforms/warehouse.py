@@ -1,0 +1,119 @@
+"""A thin, dialect-aware wrapper over a DB-API connection to the warehouse (DuckDB or Postgres).
+
+Transforms and checks talk SQL through this and nothing else, so they know neither dlt nor how
+the connection was opened: `make sync` hands them the dlt pipeline's own destination connection
+(`pipelines.warehouse.open_warehouse`), tests hand them a plain `duckdb` or `psycopg2` connection.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator, Literal, Sequence
+
+Dialect = Literal["duckdb", "postgres"]
+
+
+class Warehouse:
+    """A DuckDB or Postgres connection plus the one fact SQL needs about it: its dialect."""
+
+    def __init__(self, connection: Any, dialect: Dialect | None = None) -> None:
+        self.connection = connection
+        self.dialect: Dialect = dialect or _detect_dialect(connection)
+        self._in_transaction = False
+
+    @classmethod
+    def duckdb(cls, path: str = ":memory:") -> "Warehouse":
+        """Open a DuckDB file (or an in-memory database)."""
+        import duckdb
+
+        return cls(duckdb.connect(path), "duckdb")
+
+    @classmethod
+    def postgres(cls, dsn: str) -> "Warehouse":
+        """Open a Postgres database from a libpq DSN, e.g. `postgresql://postgres@127.0.0.1/test`."""
+        import psycopg2
+
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True  # explicit transactions only, through `transaction()`
+        return cls(conn, "postgres")
+
+    def _cursor(self) -> Any:
+        # duckdb's `connection.cursor()` opens a *second* connection with its own transaction,
+        # so DuckDB statements run on the connection itself; psycopg2 needs a cursor.
+        return self.connection if self.dialect == "duckdb" else self.connection.cursor()
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run one statement; commits at once unless inside `transaction()`."""
+        cur = self._cursor()
+        cur.execute(sql, params) if params is not None else cur.execute(sql)
+        if cur is not self.connection:
+            cur.close()
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        """Run a query; returns (column names, rows). Money comes back as Decimal."""
+        cur = self._cursor()
+        try:
+            cur.execute(sql, params) if params is not None else cur.execute(sql)
+            columns = [d[0] for d in cur.description] if cur.description else []
+            return columns, [tuple(r) for r in cur.fetchall()]
+        finally:
+            if cur is not self.connection:
+                cur.close()
+
+    def query_dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Run a query; returns one dict per row."""
+        columns, rows = self.query(sql, params)
+        return [dict(zip(columns, row)) for row in rows]
+
+    @property
+    def placeholder(self) -> str:
+        """The parameter marker of this dialect's driver (`?` for duckdb, `%s` for psycopg2)."""
+        return "?" if self.dialect == "duckdb" else "%s"
+
+    @contextmanager
+    def transaction(self) -> Iterator["Warehouse"]:
+        """All statements inside commit together or not at all (DDL included: both DuckDB and
+        Postgres have transactional DDL), so readers see the old state or the new, never half."""
+        if self._in_transaction:
+            yield self
+            return
+        self.execute("BEGIN")
+        self._in_transaction = True
+        try:
+            yield self
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        else:
+            self.execute("COMMIT")
+        finally:
+            self._in_transaction = False
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        _, rows = self.query(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = "
+            f"{self.placeholder} AND table_name = {self.placeholder}",
+            (schema, table),
+        )
+        return bool(rows)
+
+    def columns_of(self, schema: str, table: str) -> list[str]:
+        """Column names of `schema.table` in table order (empty if the table does not exist)."""
+        _, rows = self.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            f"{self.placeholder} AND table_name = {self.placeholder} ORDER BY ordinal_position",
+            (schema, table),
+        )
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _detect_dialect(connection: Any) -> Dialect:
+    module = type(connection).__module__
+    if module.startswith("duckdb"):
+        return "duckdb"
+    if module.startswith("psycopg"):
+        return "postgres"
+    raise TypeError(f"unsupported warehouse connection {type(connection)!r}: expected duckdb or psycopg2")
