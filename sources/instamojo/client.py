@@ -1,0 +1,240 @@
+"""HTTP for one merchant: GETs through dlt's retrying client, fast JSON, and list pagination that
+can fetch pages in parallel and stop early when the listing proves to be sorted newest-first.
+
+Retries (429 honouring Retry-After, 5xx, dropped connections, timeouts, with exponential
+backoff) are dlt's own `dlt.sources.helpers.requests.Client`, configured by the usual
+`[runtime] request_*` settings. What is written here is what dlt's RESTClient does not do:
+parallel page fetching when the count is known, an optional client-side rate limit, orjson
+parsing, and per-endpoint request counts for the run summary.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Iterator
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import orjson
+import requests
+from dlt.sources.helpers.requests import Client
+
+from .auth import MerchantAuth
+from .errors import ApiError, AuthError, ScopeError
+
+# Called with each page's records (in page order); True stops the listing after that page.
+StopRule = Callable[[list[dict[str, Any]]], bool]
+
+
+class RateLimiter:
+    """At most `per_second` requests per second across threads (a simple spacing limiter)."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self._interval
+        if start > now:
+            time.sleep(start - now)
+
+
+class ApiClient:
+    """GETs against one merchant's API with auth, retries, counting and pagination."""
+
+    def __init__(
+        self,
+        *,
+        merchant: str,
+        base_url: str,
+        auth: MerchantAuth,
+        http: Client,
+        page_concurrency: int = 4,
+        max_requests_per_second: float | None = None,
+    ) -> None:
+        self.merchant = merchant
+        self.base_url = base_url.rstrip("/") + "/"
+        self.auth = auth
+        self.http = http
+        self.page_concurrency = max(1, page_concurrency)
+        self._limiter = RateLimiter(max_requests_per_second) if max_requests_per_second else None
+        self._count_lock = threading.Lock()
+        self.requests_by_endpoint: Counter[str] = Counter()
+
+    def url(self, path: str) -> str:
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def get_json(self, url: str, *, endpoint: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET `url` and parse its JSON object; errors name the merchant and endpoint."""
+        if self._limiter:
+            self._limiter.wait()
+        with self._count_lock:
+            self.requests_by_endpoint[endpoint] += 1
+        try:
+            resp = self.http.session.get(url, params=params, auth=self.auth, headers={"Accept": "application/json"})
+        except requests.HTTPError as exc:
+            raise self._status_error(exc.response, endpoint) from None
+        except AuthError:
+            raise
+        except requests.RequestException as exc:
+            raise ApiError(
+                f"request to {_without_query(url)} failed after retries: {exc.__class__.__name__}: {exc}",
+                merchant=self.merchant,
+                endpoint=endpoint,
+            ) from None
+        try:
+            doc = orjson.loads(resp.content)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(
+                f"malformed JSON from {_describe(resp.url)} ({exc}); nothing from this listing was "
+                "committed and its cursor is unchanged, so the next run retries it",
+                merchant=self.merchant,
+                endpoint=endpoint,
+            ) from None
+        if not isinstance(doc, dict):
+            raise ApiError(f"expected a JSON object from {_describe(resp.url)}, got {type(doc).__name__}",
+                           merchant=self.merchant, endpoint=endpoint)
+        return doc
+
+    def _status_error(self, resp: requests.Response | None, endpoint: str) -> Exception:
+        status = resp.status_code if resp is not None else None
+        body: dict[str, Any] = {}
+        if resp is not None:
+            try:
+                parsed = orjson.loads(resp.content)
+                body = parsed if isinstance(parsed, dict) else {}
+            except orjson.JSONDecodeError:
+                pass
+        where = _describe(resp.url) if resp is not None else endpoint
+        if status == 403:
+            scope = str(body.get("required_scope") or "")
+            return ScopeError(
+                f"HTTP 403 from {where}: the merchant did not grant scope {scope or '(unknown)'}",
+                scope=scope,
+                merchant=self.merchant,
+                endpoint=endpoint,
+            )
+        if status == 401:
+            return AuthError(
+                f"HTTP 401 from {where} even with a freshly refreshed access token: the merchant's "
+                "authorization was revoked; re-authorize with `make authorize MERCHANT=<name>`",
+                merchant=self.merchant,
+                endpoint=endpoint,
+            )
+        detail = body.get("error") or body.get("detail") or body.get("message") or ""
+        return ApiError(f"HTTP {status} from {where}{': ' + str(detail) if detail else ''}",
+                        merchant=self.merchant, endpoint=endpoint)
+
+    # -- pagination ------------------------------------------------------------------------------
+
+    def iter_pages(
+        self,
+        path: str,
+        *,
+        endpoint: str,
+        envelope_key: str,
+        params: dict[str, Any] | None = None,
+        stop: StopRule | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield each page's records of a list endpoint, in page order.
+
+        The first page is fetched alone (a listing with nothing new costs one request). After it,
+        when the envelope's `count` is known and `next` is a page-number link, the remaining pages
+        are fetched `page_concurrency` at a time, their URLs made by copying `next` and changing
+        only `page`; otherwise, and for any tail that appeared while listing, `next` links are
+        followed exactly as given. `stop` may end the listing after any page.
+        """
+        first = self.get_json(self.url(path), endpoint=endpoint, params=params)
+        records = self._records(first, envelope_key, endpoint)
+        yield records
+        if stop is not None and stop(records):
+            return
+        next_url = first.get("next")
+        if not next_url:
+            return
+        page_urls = self._remaining_page_urls(next_url, first.get("count"), len(records))
+        if page_urls and self.page_concurrency > 1:
+            last = None
+            for doc in self._fetch_in_order(page_urls, endpoint):
+                records = self._records(doc, envelope_key, endpoint)
+                yield records
+                if stop is not None and stop(records):
+                    return
+                last = doc
+            next_url = last.get("next") if last else None
+        while next_url:
+            doc = self.get_json(next_url, endpoint=endpoint)
+            records = self._records(doc, envelope_key, endpoint)
+            yield records
+            if stop is not None and stop(records):
+                return
+            next_url = doc.get("next")
+
+    def _fetch_in_order(self, urls: list[str], endpoint: str) -> Iterator[dict[str, Any]]:
+        """Fetch `urls` with a bounded window of parallel requests, yielding in order."""
+        window = self.page_concurrency * 2
+        pool = ThreadPoolExecutor(self.page_concurrency, thread_name_prefix=f"instamojo-{self.merchant}")
+        pending: deque[Future[dict[str, Any]]] = deque()
+        todo = iter(urls)
+        try:
+            for url in todo:
+                pending.append(pool.submit(self.get_json, url, endpoint=endpoint))
+                if len(pending) >= window:
+                    break
+            while pending:
+                doc = pending.popleft().result()
+                url = next(todo, None)
+                if url is not None:
+                    pending.append(pool.submit(self.get_json, url, endpoint=endpoint))
+                yield doc
+        finally:
+            # stopping early (or an error): drop what has not started, wait for what has
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _remaining_page_urls(next_url: str, count: Any, page_size: int) -> list[str]:
+        if not isinstance(count, int) or page_size <= 0:
+            return []
+        parts = urlsplit(next_url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        pages = [v for k, v in query if k == "page"]
+        if len(pages) != 1 or pages[0] != "2":
+            return []
+        total_pages = math.ceil(count / page_size)
+
+        def with_page(n: int) -> str:
+            q = [(k, str(n) if k == "page" else v) for k, v in query]
+            return urlunsplit(parts._replace(query=urlencode(q)))
+
+        return [next_url] + [with_page(n) for n in range(3, total_pages + 1)]
+
+    def _records(self, doc: dict[str, Any], key: str, endpoint: str) -> list[dict[str, Any]]:
+        records = doc.get(key)
+        if not isinstance(records, list):
+            raise ApiError(
+                f"page has no {key!r} list (keys: {sorted(doc)[:8]}); nothing from this listing was "
+                "committed and its cursor is unchanged",
+                merchant=self.merchant,
+                endpoint=endpoint,
+            )
+        return records
+
+
+def _without_query(url: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(query=""))
+
+
+def _describe(url: str | None) -> str:
+    """The URL's path and its page number (filters may hold ids; tokens are never in URLs)."""
+    if not url:
+        return "(unknown URL)"
+    parts = urlsplit(url)
+    page = dict(parse_qsl(parts.query)).get("page")
+    return parts.path + (f" page {page}" if page else "")

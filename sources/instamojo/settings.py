@@ -1,0 +1,69 @@
+"""The endpoints this source reads and the defaults for its knobs (style of dlt's verified
+sources: constants here, HTTP in client.py, resources in source.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .schema import (
+    ORDERS,
+    PAYMENTS,
+    PAYOUTS,
+    PRODUCT_COVERS,
+    PRODUCTS,
+    USER_CONTACT,
+    USER_INFO,
+    Table,
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One API endpoint: where it is, which scope it needs, the list envelope's key (None for a
+    single object) and the table it lands in."""
+
+    path: str
+    scope: str
+    envelope_key: str | None
+    table: Table
+
+
+USER_INFO_ENDPOINT = Endpoint("/v2/user-info/", "user-info:read", None, USER_INFO)
+USER_CONTACT_ENDPOINT = Endpoint("/v2/user-contact/", "user-contact:read", None, USER_CONTACT)
+PAYMENTS_ENDPOINT = Endpoint("/v2/payments/", "payments:read", "payments", PAYMENTS)
+PAYOUTS_ENDPOINT = Endpoint("/v2/payouts/", "payouts:read", "payouts", PAYOUTS)
+PRODUCTS_ENDPOINT = Endpoint("/v2/products/", "products:read", "products", PRODUCTS)
+COVERS_ENDPOINT = Endpoint("/v2/products/{slug}/covers/", "products:read", "covers", PRODUCT_COVERS)
+ORDERS_ENDPOINT = Endpoint("/v2/orders/", "orders:read", "orders", ORDERS)
+
+# The resources a user selects (`--resources`), each with the scope it needs. Some are served by
+# more than one dlt resource (payouts also re-read their payments; orders have child tables).
+RESOURCE_SCOPES: dict[str, str] = {
+    "user_info": USER_INFO_ENDPOINT.scope,
+    "user_contact": USER_CONTACT_ENDPOINT.scope,
+    "payouts": PAYOUTS_ENDPOINT.scope,
+    "products": PRODUCTS_ENDPOINT.scope,
+    "orders": ORDERS_ENDPOINT.scope,
+    "payments": PAYMENTS_ENDPOINT.scope,
+}
+ALL_RESOURCES: tuple[str, ...] = tuple(RESOURCE_SCOPES)
+ALL_SCOPES: tuple[str, ...] = tuple(dict.fromkeys(RESOURCE_SCOPES.values()))
+
+DEFAULT_BASE_URL = "https://api.instamojo.com"
+
+# Lookback windows (days): how far behind its cursor each listing re-reads, to catch records
+# that change after creation. Payments resolve from pending within hours and refunds/disputes
+# follow within days; their payout link (set T+3 business days later) is caught separately by
+# re-reading the payments of each new payout, so the payments window need not span settlement.
+DEFAULT_PAYMENTS_LOOKBACK_DAYS = 3.0
+DEFAULT_PAYOUTS_LOOKBACK_DAYS = 2.0
+DEFAULT_PRODUCTS_LOOKBACK_DAYS = 1.0
+DEFAULT_ORDERS_LOOKBACK_DAYS = 3.0
+# Pending orders are re-read every run so an order that becomes paid is updated; abandoned
+# carts stay pending forever, so only those created within this window are re-read.
+DEFAULT_PENDING_ORDERS_WINDOW_DAYS = 30.0
+
+DEFAULT_PAGE_CONCURRENCY = 4
+# Records gathered before they are converted and handed to dlt as one Arrow table: large enough
+# that per-batch overhead vanishes, small enough that memory does not grow with history.
+DEFAULT_BATCH_ROWS = 20_000

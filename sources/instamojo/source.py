@@ -1,0 +1,547 @@
+"""The dlt source: one merchant's Instamojo data, one incremental resource per endpoint.
+
+How each endpoint stays complete and current (the API's list endpoints only know creation time,
+while payments and orders change after they are created):
+
+- payments: no time filter exists. An incremental cursor on `created_at` with a lookback
+  (`lag`) re-reads recent payments (pending → paid/failed). The listing stops early once a whole
+  page lies before cursor − lookback, but only while the pages *prove* to be sorted newest-first
+  (the sort order is undocumented); otherwise everything is read. Merge on id; when one load holds
+  a payment twice, the latest `updated_at` wins.
+- payouts: incremental on `paid_out_at` through `start_time`, with a lookback. For each payout not
+  seen before, its payments are re-read (`/v2/payments/?payout=<id>`), so a payment paid out after
+  it left the payments lookback still gets its payout link.
+- products: incremental on `created_at` through `created_after`; covers read once per product.
+- orders: incremental on `created_at` through `created_after`, plus every run re-reads the
+  pending orders (`pending=1`) of the last `pending_orders_window_days`, so an order that becomes
+  paid is updated; nested payments, items and variants land in child tables replaced per order.
+- user_info, user_contact: one row per merchant, merged.
+
+State (cursors, which payouts/products were followed up) is dlt's, committed with the load
+package: if extraction fails, nothing of the run is committed and no cursor moves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Optional, Sequence
+
+import dlt
+import pyarrow as pa
+from dlt.common.typing import TSecretStrValue
+from dlt.extract.resource import DltResource
+from dlt.sources.helpers.requests import Client
+
+from . import settings as s
+from .auth import ClientCredentials, MerchantAuth
+from .client import ApiClient
+from .convert import ArrowConverter, ConversionNotes
+from .errors import AuthError, ScopeError, register_secret
+from .schema import (
+    ORDER_ITEM_VARIANTS,
+    ORDER_ITEMS,
+    ORDER_PAYMENTS,
+    ORDERS,
+    PAYMENTS,
+    PAYOUTS,
+    PRODUCT_COVERS,
+    PRODUCTS,
+    USER_CONTACT,
+    USER_INFO,
+    Table,
+)
+from .token_store import DEFAULT_TOKEN_STORE, TokenStore, choose_refresh_token
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400.0
+
+
+@dataclass
+class RunNotes:
+    """What the source saw during one run, for the pipeline's summary. Never holds a secret."""
+
+    merchant: str
+    granted_scopes: tuple[str, ...] | None = None
+    skipped: dict[str, str] = field(default_factory=dict)  # resource → why
+    requests_by_endpoint: Counter = field(default_factory=Counter)
+    conversions: list[ConversionNotes] = field(default_factory=list)
+
+    @property
+    def unknown_fields(self) -> set[str]:
+        return set().union(*(c.unknown_fields for c in self.conversions)) if self.conversions else set()
+
+    @property
+    def non_numeric_money(self) -> list[tuple[object, str, str]]:
+        return [item for c in self.conversions for item in c.non_numeric_money]
+
+
+def write_disposition(table: Table) -> dict[str, str]:
+    return {"disposition": "merge", "strategy": "delete-insert"}
+
+
+def table_hints(table: Table) -> dict[str, Any]:
+    """dlt hints for `table`: merge on its keys, typed columns."""
+    hints: dict[str, Any] = {
+        "write_disposition": write_disposition(table),
+        "primary_key": list(table.primary_key),
+        "columns": table.dlt_columns(),
+    }
+    if table.merge_key:
+        hints["merge_key"] = list(table.merge_key)
+    return hints
+
+
+def _iso(value: datetime) -> str:
+    """UTC ISO-8601 with microseconds and `Z`, like the API's own timestamps (one fixed format,
+    so these strings also compare correctly as text)."""
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _parse_ts(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+class NewestFirstProof:
+    """Watches a listing's pages in order and says whether they are, so far, sorted newest-first
+    by `field` (within each page and across pages). One page out of order disproves it for good."""
+
+    def __init__(self, field_name: str) -> None:
+        self.field = field_name
+        self.holds = True
+        self._previous_oldest: datetime | None = None
+
+    def observe(self, records: list[dict[str, Any]]) -> tuple[bool, datetime | None]:
+        """Returns (order still proven, newest value on this page)."""
+        if not records:
+            return self.holds, None
+        try:
+            values = [_parse_ts(r.get(self.field)) for r in records]
+        except (TypeError, ValueError):
+            self.holds = False
+            return False, None
+        if any(v is None for v in values):
+            self.holds = False
+            return False, None
+        if self._previous_oldest is not None and values[0] > self._previous_oldest:
+            self.holds = False
+        if self.holds and any(a < b for a, b in zip(values, values[1:])):
+            self.holds = False
+        self._previous_oldest = values[-1]
+        return self.holds, values[0]
+
+
+class Batches:
+    """Gathers records page by page and converts them to Arrow tables of about `rows` rows, so
+    dlt sees few large items (per-item overhead dominates with one small table per page)."""
+
+    def __init__(self, converter: ArrowConverter, rows: int) -> None:
+        self.converter = converter
+        self.rows = rows
+        self._pending: list[dict[str, Any]] = []
+
+    def add(self, records: list[dict[str, Any]]) -> Iterator[pa.Table]:
+        self._pending.extend(records)
+        if len(self._pending) >= self.rows:
+            yield from self.flush()
+
+    def flush(self) -> Iterator[pa.Table]:
+        if self._pending:
+            records, self._pending = self._pending, []
+            yield self.converter.convert(records)
+
+
+@dlt.source(name="instamojo", section="instamojo", max_table_nesting=0)
+def instamojo_source(
+    merchant: str = dlt.config.value,
+    base_url: str = dlt.config.value,
+    client_id: str = dlt.secrets.value,
+    client_secret: TSecretStrValue = dlt.secrets.value,
+    refresh_token: Optional[TSecretStrValue] = None,
+    token_store_path: str = str(DEFAULT_TOKEN_STORE),
+    resources: Optional[Sequence[str]] = None,
+    backfill_from: Optional[datetime] = None,
+    payments_lookback_days: float = s.DEFAULT_PAYMENTS_LOOKBACK_DAYS,
+    payouts_lookback_days: float = s.DEFAULT_PAYOUTS_LOOKBACK_DAYS,
+    products_lookback_days: float = s.DEFAULT_PRODUCTS_LOOKBACK_DAYS,
+    orders_lookback_days: float = s.DEFAULT_ORDERS_LOOKBACK_DAYS,
+    pending_orders_window_days: float = s.DEFAULT_PENDING_ORDERS_WINDOW_DAYS,
+    page_concurrency: int = s.DEFAULT_PAGE_CONCURRENCY,
+    max_requests_per_second: Optional[float] = None,
+    batch_rows: int = s.DEFAULT_BATCH_ROWS,
+    notes: Optional[Any] = None,
+) -> Sequence[DltResource]:
+    """Instamojo data of one merchant who authorized this app.
+
+    Args:
+        merchant: The merchant's name in this project's configuration; every row carries it.
+        base_url: The API's base URL (the sandbox's for the demo and tests).
+        client_id: The app's OAuth client id.
+        client_secret: The app's OAuth client secret.
+        refresh_token: The merchant's refresh token, if configured (secrets.toml or environment);
+            otherwise the token store's. A rotated token is always written to the token store.
+        token_store_path: The JSON file (mode 0600) holding refresh tokens between runs.
+        resources: Which of user_info, user_contact, payouts, products, orders, payments to read
+            (default: all the merchant granted). A resource whose scope was not granted is skipped
+            with a warning in `notes.skipped`.
+        backfill_from: Re-read everything created (or paid out) since this instant. A backfill
+            neither reads nor moves the incremental cursors.
+        payments_lookback_days: How far behind its cursor the payments listing re-reads.
+        payouts_lookback_days: How far behind its cursor the payouts listing re-reads.
+        products_lookback_days: How far behind its cursor the products listing re-reads.
+        orders_lookback_days: How far behind its cursor the orders listing re-reads.
+        pending_orders_window_days: Pending orders created this long before the newest order are
+            re-read every run.
+        page_concurrency: Pages of one listing fetched in parallel once the count is known.
+        max_requests_per_second: Optional client-side rate limit for this merchant.
+        batch_rows: Records per Arrow table handed to dlt.
+        notes: Optional `RunNotes` to fill with what the run saw (requests, skipped resources,
+            unknown fields, non-numeric amounts).
+
+    Raises:
+        AuthError: at once, when the merchant has no refresh token or the token endpoint refuses
+            it (revoked, expired, wrong client secret); the message says how to fix it.
+    """
+    run = notes if isinstance(notes, RunNotes) else RunNotes(merchant)
+    register_secret(client_secret)
+    register_secret(refresh_token)
+    store = TokenStore(token_store_path)
+    chosen = choose_refresh_token(merchant, refresh_token, store)
+    if chosen is None:
+        raise AuthError(
+            f"no refresh token: authorize the merchant with `make authorize MERCHANT={merchant}` "
+            f"(stores it in {store.path}), or set sources.instamojo.refresh_tokens.{merchant} in "
+            ".dlt/secrets.toml. To try everything against the local sandbox, run `make demo`.",
+            merchant=merchant,
+        )
+    token, config_fingerprint = chosen
+
+    api_http = Client()  # dlt's retrying client: 429 (Retry-After), 5xx, dropped connections, timeouts
+    api_http.configure()  # [runtime] request_timeout / request_max_attempts / request_backoff_factor …
+    token_http = Client(raise_for_status=False)
+    token_http.configure()
+    auth = MerchantAuth(
+        merchant=merchant,
+        base_url=base_url,
+        credentials=ClientCredentials(client_id, client_secret),
+        refresh_token=token,
+        token_store=store,
+        session_factory=lambda: token_http.session,
+        config_fingerprint=config_fingerprint,
+    )
+    auth.access_token()  # fail fast, before any resource runs, when the token is refused
+    stored = store.get(merchant)
+    run.granted_scopes = auth.granted_scopes or (stored.scopes if stored and stored.scopes else None)
+
+    api = ApiClient(
+        merchant=merchant,
+        base_url=base_url,
+        auth=auth,
+        http=api_http,
+        page_concurrency=page_concurrency,
+        max_requests_per_second=max_requests_per_second,
+    )
+    run.requests_by_endpoint = api.requests_by_endpoint
+    synced_at = datetime.now(timezone.utc)
+
+    wanted = list(resources or s.ALL_RESOURCES)
+    unknown = [r for r in wanted if r not in s.RESOURCE_SCOPES]
+    if unknown:
+        raise ValueError(f"unknown resources {unknown}; choose from {', '.join(s.ALL_RESOURCES)}")
+    for name in wanted:
+        scope = s.RESOURCE_SCOPES[name]
+        if run.granted_scopes is not None and scope not in run.granted_scopes:
+            run.skipped[name] = f"scope {scope} not granted"
+            log.warning("merchant %r: skipping %s, the merchant did not grant scope %s", merchant, name, scope)
+    wanted = [r for r in wanted if r not in run.skipped]
+
+    def converter(table: Table, endpoint: str, **kw: Any) -> ArrowConverter:
+        conv = ArrowConverter(table, merchant=merchant, endpoint=endpoint, synced_at=synced_at, **kw)
+        run.conversions.append(conv.notes)
+        return conv
+
+    def scope_guard(resource: str, exc: ScopeError) -> None:
+        run.skipped[resource] = f"HTTP 403, scope {exc.scope or '?'} not granted"
+        log.warning("merchant %r: skipping %s: %s", merchant, resource, exc)
+
+    backfill_end = datetime.now(timezone.utc) + timedelta(days=3650) if backfill_from else None
+
+    def cursor(path: str, lookback_days: float) -> dlt.sources.incremental:
+        # A backfill is a bounded range (initial_value..end_value), which dlt runs without
+        # reading or writing the cursor state.
+        return dlt.sources.incremental(
+            path, initial_value=backfill_from, end_value=backfill_end, lag=lookback_days * DAY
+        )
+
+    # Shared between the payments listing and the payouts follow-up (see payout_payments).
+    payments_scan = {"full": False, "started": False}
+
+    # -- single objects ----------------------------------------------------------------------------
+
+    def single_object(endpoint: s.Endpoint, name: str) -> DltResource:
+        def read() -> Iterator[pa.Table]:
+            try:
+                doc = api.get_json(api.url(endpoint.path), endpoint=endpoint.path)
+            except ScopeError as exc:
+                scope_guard(name, exc)
+                return
+            yield converter(endpoint.table, endpoint.path, id_field="username").convert([doc])
+
+        return dlt.resource(read, name=name, **table_hints(endpoint.table))()
+
+    # -- payments ----------------------------------------------------------------------------------
+
+    def payments(created_at: dlt.sources.incremental = cursor("created_at", payments_lookback_days)) -> Iterator[pa.Table]:
+        endpoint = s.PAYMENTS_ENDPOINT
+        threshold = created_at.start_value  # cursor − lookback; None on a first run
+        payments_scan["full"] = threshold is None
+        payments_scan["started"] = True
+        proof = NewestFirstProof("created_at")
+
+        def stop(records: list[dict[str, Any]]) -> bool:
+            holds, newest = proof.observe(records)
+            return holds and threshold is not None and newest is not None and newest < threshold
+
+        batches = Batches(converter(PAYMENTS, endpoint.path, ignored_fields=("failure",)), batch_rows)
+        try:
+            for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payments", stop=stop):
+                yield from batches.add(_flatten_payments(records))
+        except ScopeError as exc:
+            scope_guard("payments", exc)
+            return
+        yield from batches.flush()
+        if threshold is not None and not proof.holds:
+            log.info("merchant %r: payments listing is not newest-first; read it completely", merchant)
+
+    # -- payouts and the payments they settle ------------------------------------------------------
+
+    def payouts(paid_out_at: dlt.sources.incremental = cursor("paid_out_at", payouts_lookback_days)) -> Iterator[pa.Table]:
+        endpoint = s.PAYOUTS_ENDPOINT
+        params = {}
+        if paid_out_at.start_value is not None:
+            params["start_time"] = _iso(paid_out_at.start_value)
+        batches = Batches(converter(PAYOUTS, endpoint.path), batch_rows)
+        try:
+            for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payouts", params=params):
+                yield from batches.add(records)
+        except ScopeError as exc:
+            scope_guard("payouts", exc)
+            return
+        yield from batches.flush()
+
+    def payout_payments(payout_batch: pa.Table) -> Iterator[pa.Table]:
+        """Re-read the payments of each payout not followed up before."""
+        state = dlt.current.resource_state().setdefault("followed_up", {})
+        ids = payout_batch.column("id").to_pylist()
+        times = payout_batch.column("paid_out_at").to_pylist()
+        # A full payments scan that has not started yet will see every current payout link, so
+        # following up payouts already paid out now would read their payments twice.
+        covered_by_scan = "payments" in wanted and payments_scan["full"] and not payments_scan["started"]
+        conv = converter(PAYMENTS, s.PAYMENTS_ENDPOINT.path + "?payout", ignored_fields=("failure",))
+        for payout_id, paid_out in zip(ids, times):
+            if payout_id in state:
+                continue
+            if not covered_by_scan and "payments" in wanted:
+                batches = Batches(conv, batch_rows)
+                for records in api.iter_pages(
+                    s.PAYMENTS_ENDPOINT.path,
+                    endpoint=s.PAYMENTS_ENDPOINT.path + "?payout",
+                    envelope_key="payments",
+                    params={"payout": payout_id},
+                ):
+                    yield from batches.add(_flatten_payments(records))
+                yield from batches.flush()
+            state[payout_id] = _iso(paid_out) if paid_out else ""
+        _prune(state, keep_days=payouts_lookback_days + 2)
+
+    # -- products and their covers -----------------------------------------------------------------
+
+    def products(created_at: dlt.sources.incremental = cursor("created_at", products_lookback_days)) -> Iterator[pa.Table]:
+        endpoint = s.PRODUCTS_ENDPOINT
+        params = {"created_after": _iso(created_at.start_value)} if created_at.start_value else {}
+        batches = Batches(converter(PRODUCTS, endpoint.path, id_field="slug"), batch_rows)
+        try:
+            for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="products", params=params):
+                yield from batches.add(records)
+        except ScopeError as exc:
+            scope_guard("products", exc)
+            return
+        yield from batches.flush()
+
+    def product_covers(product_batch: pa.Table) -> Iterator[pa.Table]:
+        """Read the covers of each product not seen before."""
+        state = dlt.current.resource_state().setdefault("covers_read", {})
+        endpoint = s.COVERS_ENDPOINT.path
+        conv = converter(PRODUCT_COVERS, endpoint)
+        for slug, created in zip(product_batch.column("slug").to_pylist(), product_batch.column("created_at").to_pylist()):
+            if slug in state:
+                continue
+            covers: list[dict[str, Any]] = []
+            for records in api.iter_pages(endpoint.format(slug=slug), endpoint=endpoint, envelope_key="covers"):
+                covers.extend({**c, "product_slug": slug} for c in records)
+            if covers:
+                yield conv.convert(covers)
+            state[slug] = _iso(created) if created else ""
+        _prune(state, keep_days=products_lookback_days + 2)
+
+    # -- orders and their nested payments, items and variants --------------------------------------
+
+    def orders_listing(created_at: dlt.sources.incremental = cursor("created_at", orders_lookback_days)) -> Iterator[list[dict]]:
+        endpoint = s.ORDERS_ENDPOINT
+        params = {"created_after": _iso(created_at.start_value)} if created_at.start_value else {}
+        try:
+            for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="orders", params=params):
+                # dlt's incremental compares Python values: the cursor must be a datetime
+                yield _with_parsed_created_at(records, merchant)
+        except ScopeError as exc:
+            scope_guard("orders", exc)
+
+    order_tables = OrderTables(converter, batch_rows)
+
+    def orders(batch: list[dict]) -> Iterator[Any]:
+        yield from order_tables.convert(batch)
+
+    def pending_orders() -> Iterator[Any]:
+        """Re-read pending orders of the window, so an order that became paid is updated."""
+        newest = _cursor_value("orders_listing", "created_at")
+        if newest is None or backfill_from is not None:
+            return  # a first run or a backfill reads every order anyway
+        since = _parse_ts(newest) - timedelta(days=pending_orders_window_days)
+        endpoint = s.ORDERS_ENDPOINT
+        try:
+            for records in api.iter_pages(
+                endpoint.path,
+                endpoint=endpoint.path + "?pending",
+                envelope_key="orders",
+                params={"pending": "1", "created_after": _iso(since)},
+            ):
+                yield from order_tables.convert(_with_parsed_created_at(records, merchant))
+        except ScopeError as exc:
+            scope_guard("orders", exc)
+
+    # -- assembling --------------------------------------------------------------------------------
+
+    built: list[DltResource] = []
+    # Order matters with dlt's fifo extraction (set by the pipeline): payouts before payments, so
+    # a first run's full payments scan already sees every payout link (see payout_payments).
+    for name in s.ALL_RESOURCES:
+        if name not in wanted:
+            continue
+        if name == "user_info":
+            built.append(single_object(s.USER_INFO_ENDPOINT, "user_info"))
+        elif name == "user_contact":
+            built.append(single_object(s.USER_CONTACT_ENDPOINT, "user_contact"))
+        elif name == "payouts":
+            payouts_res = dlt.resource(payouts, name="payouts", **table_hints(PAYOUTS))
+            built.append(payouts_res)
+            built.append(
+                dlt.transformer(payout_payments, data_from=payouts_res, name="payout_payments",
+                                table_name="payments", **table_hints(PAYMENTS))
+            )
+        elif name == "products":
+            products_res = dlt.resource(products, name="products", **table_hints(PRODUCTS))
+            built.append(products_res)
+            built.append(
+                dlt.transformer(product_covers, data_from=products_res, name="product_covers",
+                                **table_hints(PRODUCT_COVERS))
+            )
+        elif name == "orders":
+            listing = dlt.resource(orders_listing, name="orders_listing", selected=False, primary_key=["id"])
+            built.append(listing)
+            built.append(dlt.transformer(orders, data_from=listing, name="orders", **table_hints(ORDERS)))
+            built.append(dlt.resource(pending_orders, name="pending_orders", **table_hints(ORDERS)))
+        elif name == "payments":
+            built.append(dlt.resource(payments, name="payments", **table_hints(PAYMENTS)))
+    return built
+
+
+class OrderTables:
+    """Orders pages → Arrow tables for `orders` and its child tables (nested payments, items,
+    and item variants), each sent to its table with its own keys. Child rows are replaced per
+    order (merge key merchant + order_id), so an order's lists always match the API's latest."""
+
+    def __init__(self, converter: Any, batch_rows: int) -> None:
+        endpoint = s.ORDERS_ENDPOINT.path
+        self.orders = converter(ORDERS, endpoint, ignored_fields=("payments", "items"))
+        self.payments = converter(ORDER_PAYMENTS, endpoint, id_field="order_id")
+        self.items = converter(ORDER_ITEMS, endpoint, id_field="order_id", ignored_fields=("variants",))
+        self.variants = converter(ORDER_ITEM_VARIANTS, endpoint, id_field="order_id")
+
+    def convert(self, orders: list[dict[str, Any]]) -> Iterator[Any]:
+        if not orders:
+            return
+        payments: list[dict] = []
+        items: list[dict] = []
+        variants: list[dict] = []
+        for order in orders:
+            order_id = order.get("id")
+            for p in order.get("payments") or ():
+                payments.append({**p, "order_id": order_id})
+            for i, item in enumerate(order.get("items") or ()):
+                items.append({**item, "order_id": order_id, "item_index": i})
+                for j, v in enumerate(item.get("variants") or ()):
+                    variants.append({**v, "order_id": order_id, "item_index": i, "variant_index": j})
+        yield self.orders.convert(orders)
+        for table, rows, conv in (
+            (ORDER_PAYMENTS, payments, self.payments),
+            (ORDER_ITEMS, items, self.items),
+            (ORDER_ITEM_VARIANTS, variants, self.variants),
+        ):
+            if rows:
+                yield dlt.mark.with_hints(
+                    conv.convert(rows),
+                    dlt.mark.make_hints(table_name=table.name, **table_hints(table)),
+                    create_table_variant=True,
+                )
+
+
+def _flatten_payments(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`failure` is null, a reason string, or {"reason", "message"}: flatten it into two fields."""
+    for r in records:
+        failure = r.get("failure")
+        if failure is None:
+            continue
+        if isinstance(failure, dict):
+            r["failure_reason"] = failure.get("reason")
+            r["failure_message"] = failure.get("message")
+        else:
+            r["failure_reason"] = str(failure)
+    return records
+
+
+def _with_parsed_created_at(records: list[dict[str, Any]], merchant: str) -> list[dict[str, Any]]:
+    from .errors import RecordError
+
+    for r in records:
+        try:
+            r["created_at"] = _parse_ts(r.get("created_at"))
+        except (TypeError, ValueError):
+            raise RecordError(
+                f"{r.get('created_at')!r} is not an ISO-8601 timestamp",
+                merchant=merchant,
+                endpoint=s.ORDERS_ENDPOINT.path,
+                record_id=r.get("id"),
+                field="created_at",
+            ) from None
+    return records
+
+
+def _cursor_value(resource: str, cursor_path: str) -> Any:
+    """The committed cursor of another resource of this source (None before its first run)."""
+    resources = dlt.current.source_state().get("resources", {})
+    return resources.get(resource, {}).get("incremental", {}).get(cursor_path, {}).get("last_value")
+
+
+def _prune(seen: dict[str, str], *, keep_days: float) -> None:
+    """Forget follow-ups older than the listing's lookback can offer again, so state stays small."""
+    stamps = [v for v in seen.values() if v]
+    if not stamps:
+        return
+    horizon = _iso(max(_parse_ts(v) for v in stamps) - timedelta(days=keep_days))
+    for key in [k for k, v in seen.items() if v and v < horizon]:
+        del seen[key]
