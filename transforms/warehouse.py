@@ -112,7 +112,8 @@ class Warehouse:
 
 def _detect_dialect(connection: Any) -> Dialect:
     module = type(connection).__module__
-    if module.startswith("duckdb"):
+    # duckdb >= 1.1 defines its connection class in the `_duckdb` extension module
+    if module.startswith(("duckdb", "_duckdb")):
         return "duckdb"
     if module.startswith("psycopg"):
         return "postgres"
