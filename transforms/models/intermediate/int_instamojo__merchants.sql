@@ -1,0 +1,47 @@
+-- Grain: one row per merchant found in the raw payments, payouts or orders.
+-- Says which endpoints hold data for the merchant (a merchant may not have granted every scope,
+-- and then checks that need the missing side are skipped rather than raising false exceptions),
+-- and the as-of moment its overdue checks use: transforms.as_of if configured, else when the
+-- merchant's payments were last fetched, else the build's clock.
+WITH seen AS (
+    SELECT merchant FROM {{ ref('stg_instamojo__payments') }}
+    UNION
+    SELECT merchant FROM {{ ref('stg_instamojo__payouts') }}
+    UNION
+    SELECT merchant FROM {{ ref('stg_instamojo__orders') }}
+),
+payments AS (
+    SELECT merchant, COUNT(*) AS payments_count, MAX(synced_at) AS last_synced_at
+    FROM {{ ref('stg_instamojo__payments') }}
+    GROUP BY merchant
+),
+payouts AS (
+    SELECT merchant, COUNT(*) AS payouts_count
+    FROM {{ ref('stg_instamojo__payouts') }}
+    GROUP BY merchant
+),
+orders AS (
+    SELECT merchant, COUNT(*) AS orders_count
+    FROM {{ ref('stg_instamojo__orders') }}
+    GROUP BY merchant
+),
+as_of AS (
+    SELECT
+        seen.merchant,
+        COALESCE(payments.payments_count, 0) > 0 AS has_payments,
+        COALESCE(payouts.payouts_count, 0) > 0 AS has_payouts,
+        COALESCE(orders.orders_count, 0) > 0 AS has_orders,
+        COALESCE({{ var('as_of') }}, payments.last_synced_at, {{ var('build_time') }}) AS as_of
+    FROM seen
+    LEFT JOIN payments ON payments.merchant = seen.merchant
+    LEFT JOIN payouts ON payouts.merchant = seen.merchant
+    LEFT JOIN orders ON orders.merchant = seen.merchant
+)
+SELECT
+    merchant,
+    has_payments,
+    has_payouts,
+    has_orders,
+    as_of,
+    CAST(as_of AT TIME ZONE {{ var('timezone') }} AS DATE) AS as_of_date
+FROM as_of
