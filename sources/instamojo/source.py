@@ -24,7 +24,9 @@ package: if extraction fails, nothing of the run is committed and no cursor move
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Optional, Sequence
@@ -68,7 +70,17 @@ class RunNotes:
     granted_scopes: tuple[str, ...] | None = None
     skipped: dict[str, str] = field(default_factory=dict)  # resource → why
     requests_by_endpoint: Counter = field(default_factory=Counter)
+    seconds_by_resource: Counter = field(default_factory=Counter)
     conversions: list[ConversionNotes] = field(default_factory=list)
+
+    @contextmanager
+    def timer(self, resource: str) -> Iterator[None]:
+        """Adds the wall time of the block (a resource's whole listing) to `seconds_by_resource`."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds_by_resource[resource] += time.perf_counter() - started
 
     @property
     def unknown_fields(self) -> set[str]:
@@ -285,121 +297,128 @@ def instamojo_source(
 
     def single_object(endpoint: s.Endpoint, name: str) -> DltResource:
         def read() -> Iterator[pa.Table]:
-            try:
-                doc = api.get_json(api.url(endpoint.path), endpoint=endpoint.path)
-            except ScopeError as exc:
-                scope_guard(name, exc)
-                return
-            yield converter(endpoint.table, endpoint.path, id_field="username").convert([doc])
+            with run.timer(name):
+                try:
+                    doc = api.get_json(api.url(endpoint.path), endpoint=endpoint.path)
+                except ScopeError as exc:
+                    scope_guard(name, exc)
+                    return
+                yield converter(endpoint.table, endpoint.path, id_field="username").convert([doc])
 
         return dlt.resource(read, name=name, **table_hints(endpoint.table))()
 
     # -- payments ----------------------------------------------------------------------------------
 
     def payments(created_at: dlt.sources.incremental = cursor("created_at", payments_lookback_days)) -> Iterator[pa.Table]:
-        endpoint = s.PAYMENTS_ENDPOINT
-        threshold = created_at.start_value  # cursor − lookback; None on a first run
-        payments_scan["full"] = threshold is None
-        payments_scan["started"] = True
-        proof = NewestFirstProof("created_at")
+        with run.timer("payments"):
+            endpoint = s.PAYMENTS_ENDPOINT
+            threshold = created_at.start_value  # cursor − lookback; None on a first run
+            payments_scan["full"] = threshold is None
+            payments_scan["started"] = True
+            proof = NewestFirstProof("created_at")
 
-        def stop(records: list[dict[str, Any]]) -> bool:
-            holds, newest = proof.observe(records)
-            return holds and threshold is not None and newest is not None and newest < threshold
+            def stop(records: list[dict[str, Any]]) -> bool:
+                holds, newest = proof.observe(records)
+                return holds and threshold is not None and newest is not None and newest < threshold
 
-        batches = Batches(converter(PAYMENTS, endpoint.path, ignored_fields=("failure",)), batch_rows)
-        try:
-            for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payments", stop=stop):
-                yield from batches.add(_flatten_payments(records))
-        except ScopeError as exc:
-            scope_guard("payments", exc)
-            return
-        yield from batches.flush()
-        if threshold is not None and not proof.holds:
-            log.info("merchant %r: payments listing is not newest-first; read it completely", merchant)
+            batches = Batches(converter(PAYMENTS, endpoint.path, ignored_fields=("failure",)), batch_rows)
+            try:
+                for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payments", stop=stop):
+                    yield from batches.add(_flatten_payments(records))
+            except ScopeError as exc:
+                scope_guard("payments", exc)
+                return
+            yield from batches.flush()
+            if threshold is not None and not proof.holds:
+                log.info("merchant %r: payments listing is not newest-first; read it completely", merchant)
 
     # -- payouts and the payments they settle ------------------------------------------------------
 
     def payouts(paid_out_at: dlt.sources.incremental = cursor("paid_out_at", payouts_lookback_days)) -> Iterator[pa.Table]:
-        endpoint = s.PAYOUTS_ENDPOINT
-        params = {}
-        if paid_out_at.start_value is not None:
-            params["start_time"] = _iso(paid_out_at.start_value)
-        batches = Batches(converter(PAYOUTS, endpoint.path), batch_rows)
-        try:
-            for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payouts", params=params):
-                yield from batches.add(records)
-        except ScopeError as exc:
-            scope_guard("payouts", exc)
-            return
-        yield from batches.flush()
+        with run.timer("payouts"):
+            endpoint = s.PAYOUTS_ENDPOINT
+            params = {}
+            if paid_out_at.start_value is not None:
+                params["start_time"] = _iso(paid_out_at.start_value)
+            batches = Batches(converter(PAYOUTS, endpoint.path), batch_rows)
+            try:
+                for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payouts", params=params):
+                    yield from batches.add(records)
+            except ScopeError as exc:
+                scope_guard("payouts", exc)
+                return
+            yield from batches.flush()
 
     def payout_payments(payout_batch: pa.Table) -> Iterator[pa.Table]:
         """Re-read the payments of each payout not followed up before."""
-        state = dlt.current.resource_state().setdefault("followed_up", {})
-        ids = payout_batch.column("id").to_pylist()
-        times = payout_batch.column("paid_out_at").to_pylist()
-        # A full payments scan that has not started yet will see every current payout link, so
-        # following up payouts already paid out now would read their payments twice.
-        covered_by_scan = "payments" in wanted and payments_scan["full"] and not payments_scan["started"]
-        conv = converter(PAYMENTS, s.PAYMENTS_ENDPOINT.path + "?payout", ignored_fields=("failure",))
-        for payout_id, paid_out in zip(ids, times):
-            if payout_id in state:
-                continue
-            if not covered_by_scan and "payments" in wanted:
-                batches = Batches(conv, batch_rows)
-                for records in api.iter_pages(
-                    s.PAYMENTS_ENDPOINT.path,
-                    endpoint=s.PAYMENTS_ENDPOINT.path + "?payout",
-                    envelope_key="payments",
-                    params={"payout": payout_id},
-                ):
-                    yield from batches.add(_flatten_payments(records))
-                yield from batches.flush()
-            state[payout_id] = _iso(paid_out) if paid_out else ""
-        _prune(state, keep_days=payouts_lookback_days + 2)
+        with run.timer("payouts"):
+            state = dlt.current.resource_state().setdefault("followed_up", {})
+            ids = payout_batch.column("id").to_pylist()
+            times = payout_batch.column("paid_out_at").to_pylist()
+            # A full payments scan that has not started yet will see every current payout link, so
+            # following up payouts already paid out now would read their payments twice.
+            covered_by_scan = "payments" in wanted and payments_scan["full"] and not payments_scan["started"]
+            conv = converter(PAYMENTS, s.PAYMENTS_ENDPOINT.path + "?payout", ignored_fields=("failure",))
+            for payout_id, paid_out in zip(ids, times):
+                if payout_id in state:
+                    continue
+                if not covered_by_scan and "payments" in wanted:
+                    batches = Batches(conv, batch_rows)
+                    for records in api.iter_pages(
+                        s.PAYMENTS_ENDPOINT.path,
+                        endpoint=s.PAYMENTS_ENDPOINT.path + "?payout",
+                        envelope_key="payments",
+                        params={"payout": payout_id},
+                    ):
+                        yield from batches.add(_flatten_payments(records))
+                    yield from batches.flush()
+                state[payout_id] = _iso(paid_out) if paid_out else ""
+            _prune(state, keep_days=payouts_lookback_days + 2)
 
     # -- products and their covers -----------------------------------------------------------------
 
     def products(created_at: dlt.sources.incremental = cursor("created_at", products_lookback_days)) -> Iterator[pa.Table]:
-        endpoint = s.PRODUCTS_ENDPOINT
-        params = {"created_after": _iso(created_at.start_value)} if created_at.start_value else {}
-        batches = Batches(converter(PRODUCTS, endpoint.path, id_field="slug"), batch_rows)
-        try:
-            for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="products", params=params):
-                yield from batches.add(records)
-        except ScopeError as exc:
-            scope_guard("products", exc)
-            return
-        yield from batches.flush()
+        with run.timer("products"):
+            endpoint = s.PRODUCTS_ENDPOINT
+            params = {"created_after": _iso(created_at.start_value)} if created_at.start_value else {}
+            batches = Batches(converter(PRODUCTS, endpoint.path, id_field="slug"), batch_rows)
+            try:
+                for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="products", params=params):
+                    yield from batches.add(records)
+            except ScopeError as exc:
+                scope_guard("products", exc)
+                return
+            yield from batches.flush()
 
     def product_covers(product_batch: pa.Table) -> Iterator[pa.Table]:
         """Read the covers of each product not seen before."""
-        state = dlt.current.resource_state().setdefault("covers_read", {})
-        endpoint = s.COVERS_ENDPOINT.path
-        conv = converter(PRODUCT_COVERS, endpoint)
-        for slug, created in zip(product_batch.column("slug").to_pylist(), product_batch.column("created_at").to_pylist()):
-            if slug in state:
-                continue
-            covers: list[dict[str, Any]] = []
-            for records in api.iter_pages(endpoint.format(slug=slug), endpoint=endpoint, envelope_key="covers"):
-                covers.extend({**c, "product_slug": slug} for c in records)
-            if covers:
-                yield conv.convert(covers)
-            state[slug] = _iso(created) if created else ""
-        _prune(state, keep_days=products_lookback_days + 2)
+        with run.timer("products"):
+            state = dlt.current.resource_state().setdefault("covers_read", {})
+            endpoint = s.COVERS_ENDPOINT.path
+            conv = converter(PRODUCT_COVERS, endpoint)
+            for slug, created in zip(product_batch.column("slug").to_pylist(), product_batch.column("created_at").to_pylist()):
+                if slug in state:
+                    continue
+                covers: list[dict[str, Any]] = []
+                for records in api.iter_pages(endpoint.format(slug=slug), endpoint=endpoint, envelope_key="covers"):
+                    covers.extend({**c, "product_slug": slug} for c in records)
+                if covers:
+                    yield conv.convert(covers)
+                state[slug] = _iso(created) if created else ""
+            _prune(state, keep_days=products_lookback_days + 2)
 
     # -- orders and their nested payments, items and variants --------------------------------------
 
     def orders_listing(created_at: dlt.sources.incremental = cursor("created_at", orders_lookback_days)) -> Iterator[list[dict]]:
-        endpoint = s.ORDERS_ENDPOINT
-        params = {"created_after": _iso(created_at.start_value)} if created_at.start_value else {}
-        try:
-            for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="orders", params=params):
-                # dlt's incremental compares Python values: the cursor must be a datetime
-                yield _with_parsed_created_at(records, merchant)
-        except ScopeError as exc:
-            scope_guard("orders", exc)
+        with run.timer("orders"):
+            endpoint = s.ORDERS_ENDPOINT
+            params = {"created_after": _iso(created_at.start_value)} if created_at.start_value else {}
+            try:
+                for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="orders", params=params):
+                    # dlt's incremental compares Python values: the cursor must be a datetime
+                    yield _with_parsed_created_at(records, merchant)
+            except ScopeError as exc:
+                scope_guard("orders", exc)
 
     order_tables = OrderTables(converter, batch_rows)
 
@@ -408,21 +427,22 @@ def instamojo_source(
 
     def pending_orders() -> Iterator[Any]:
         """Re-read pending orders of the window, so an order that became paid is updated."""
-        newest = _cursor_value("orders_listing", "created_at")
-        if newest is None or backfill_from is not None:
-            return  # a first run or a backfill reads every order anyway
-        since = _parse_ts(newest) - timedelta(days=pending_orders_window_days)
-        endpoint = s.ORDERS_ENDPOINT
-        try:
-            for records in api.iter_pages(
-                endpoint.path,
-                endpoint=endpoint.path + "?pending",
-                envelope_key="orders",
-                params={"pending": "1", "created_after": _iso(since)},
-            ):
-                yield from order_tables.convert(_with_parsed_created_at(records, merchant))
-        except ScopeError as exc:
-            scope_guard("orders", exc)
+        with run.timer("orders"):
+            newest = _cursor_value("orders_listing", "created_at")
+            if newest is None or backfill_from is not None:
+                return  # a first run or a backfill reads every order anyway
+            since = _parse_ts(newest) - timedelta(days=pending_orders_window_days)
+            endpoint = s.ORDERS_ENDPOINT
+            try:
+                for records in api.iter_pages(
+                    endpoint.path,
+                    endpoint=endpoint.path + "?pending",
+                    envelope_key="orders",
+                    params={"pending": "1", "created_after": _iso(since)},
+                ):
+                    yield from order_tables.convert(_with_parsed_created_at(records, merchant))
+            except ScopeError as exc:
+                scope_guard("orders", exc)
 
     # -- assembling --------------------------------------------------------------------------------
 

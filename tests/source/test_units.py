@@ -1,0 +1,186 @@
+"""Unit tests of the source's building blocks (no HTTP): token store, conversion, order proof,
+redaction, the sync lock."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import subprocess
+import sys
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from pipelines.lock import AlreadyRunning, SyncLock
+from sources.instamojo.convert import ArrowConverter
+from sources.instamojo.errors import RecordError, RedactingFilter, redact, register_secret
+from sources.instamojo.schema import PAYMENTS, PAYOUTS
+from sources.instamojo.source import NewestFirstProof
+from sources.instamojo.token_store import TokenStore, TokenStoreError, choose_refresh_token, fingerprint
+
+SYNCED = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def payment(**overrides):
+    record = {
+        "id": "MOJO1", "title": "t", "status": True, "link": None,
+        "product": "https://x/v2/products/shoe/", "seller": "https://x/v2/users/u1/", "currency": "INR",
+        "amount": "1000.00", "name": "b", "email": "b@example.com", "phone": "+91", "payout": None,
+        "fees": "23.00", "total_taxes": "4.14", "cases": [], "instrument_type": "CARD",
+        "billing_instrument": "Domestic", "failure": None, "created_at": "2026-01-02T03:04:05.123456Z",
+        "updated_at": "2026-01-02T03:04:06Z", "tax_invoice_id": "1", "resource_uri": "https://x/v2/payments/MOJO1/",
+    }
+    record.update(overrides)
+    return record
+
+
+def converter(table=PAYMENTS):
+    return ArrowConverter(table, merchant="acme", endpoint="/v2/payments/", synced_at=SYNCED, ignored_fields=("failure",))
+
+
+class TestTokenStore:
+    def test_put_is_atomic_0600_and_never_in_repr(self, tmp_path):
+        store = TokenStore(tmp_path / "t.json")
+        entry = store.put("acme", "refresh-secret-123", ["payments:read"])
+        assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+        assert "refresh-secret-123" not in repr(entry) and "refresh-secret-123" not in repr(store.merchants())
+        assert store.get("acme").refresh_token == "refresh-secret-123"
+        assert store.get("acme").scopes == ("payments:read",)
+        # no temp files left behind
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json", "t.json.lock"]
+
+    def test_put_keeps_scopes_when_not_given_and_remove(self, tmp_path):
+        store = TokenStore(tmp_path / "t.json")
+        store.put("acme", "r1", ["a", "b"])
+        store.put("acme", "r2")
+        assert store.get("acme").scopes == ("a", "b") and store.get("acme").refresh_token == "r2"
+        assert store.remove("acme") is True and store.get("acme") is None and store.remove("acme") is False
+
+    def test_malformed_file_names_itself(self, tmp_path):
+        path = tmp_path / "t.json"
+        path.write_text("{not json")
+        with pytest.raises(TokenStoreError, match=str(path)):
+            TokenStore(path).get("acme")
+
+    def test_choose_refresh_token_precedence(self, tmp_path):
+        store = TokenStore(tmp_path / "t.json")
+        assert choose_refresh_token("acme", None, store) is None
+        # only configured: use it, remember its fingerprint
+        assert choose_refresh_token("acme", "cfg-1", store) == ("cfg-1", fingerprint("cfg-1"))
+        # stored token (e.g. rotated) supersedes the same configured token
+        store.put("acme", "rotated-2", config_fingerprint=fingerprint("cfg-1"))
+        assert choose_refresh_token("acme", "cfg-1", store) == ("rotated-2", None)
+        # a newly configured token wins over the stored one
+        assert choose_refresh_token("acme", "cfg-3", store) == ("cfg-3", fingerprint("cfg-3"))
+        # no configured token: the stored one
+        assert choose_refresh_token("acme", None, store) == ("rotated-2", None)
+
+
+class TestConversion:
+    def test_money_is_exact_decimal_and_ids_come_from_urls(self):
+        table = converter().convert([payment(payout="https://x/v2/payouts/MOJO9/"), payment(id="MOJO2", payout="BARE7")])
+        assert table.schema.field("amount").type == pa.decimal128(18, 2)
+        assert table.column("amount").to_pylist() == [Decimal("1000.00")] * 2
+        assert table.column("total_taxes").to_pylist() == [Decimal("4.14")] * 2
+        assert table.column("payout_id").to_pylist() == ["MOJO9", "BARE7"]
+        assert table.column("seller_id").to_pylist() == ["u1", "u1"]
+        assert table.column("product_slug").to_pylist() == ["shoe", "shoe"]
+        assert table.column("created_at").to_pylist()[0] == datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+        assert table.column("merchant").to_pylist() == ["acme", "acme"]
+
+    def test_json_number_amounts_do_not_pass_through_binary_float_error(self):
+        table = converter().convert([payment(amount=0.1), payment(id="M2", amount=1234567.89)])
+        assert table.column("amount").to_pylist() == [Decimal("0.10"), Decimal("1234567.89")]
+
+    def test_status_stays_tri_state(self):
+        table = converter().convert([payment(status=True), payment(id="2", status=False), payment(id="3", status=None)])
+        assert table.column("status").to_pylist() == [True, False, None]
+
+    def test_non_numeric_amount_loads_null_with_its_text_kept(self, caplog):
+        conv = converter()
+        with caplog.at_level(logging.WARNING):
+            table = conv.convert([payment(), payment(id="MOJO-BAD", amount="N/A"), payment(id="M3", fees="1.234")])
+        assert table.column("amount").to_pylist() == [Decimal("1000.00"), None, Decimal("1000.00")]
+        assert table.column("amount__v_text").to_pylist() == [None, "N/A", None]
+        assert table.column("fees__v_text").to_pylist() == [None, None, "1.234"]
+        assert ("MOJO-BAD", "amount", "N/A") in conv.notes.non_numeric_money
+        assert "MOJO-BAD" in caplog.text and "'amount'" in caplog.text and "acme" in caplog.text
+
+    def test_unknown_field_is_kept_and_reported(self):
+        conv = converter()
+        table = conv.convert([payment(), payment(id="2", emi_tenure=3)])
+        assert table.column("emi_tenure").to_pylist() == [None, "3"]
+        assert conv.notes.unknown_fields == {"emi_tenure"}
+
+    def test_bad_timestamp_names_record_and_field(self):
+        with pytest.raises(RecordError) as err:
+            converter().convert([payment(), payment(id="MOJO-T", created_at="yesterday")])
+        message = str(err.value)
+        assert "MOJO-T" in message and "created_at" in message and "acme" in message and "/v2/payments/" in message
+
+    def test_payout_figures_are_decimals(self):
+        payout = {"id": "P1", "paid_out_at": "2026-01-05T06:30:00Z", "paid_amount": "972.86", "sales_amount": "1000.00",
+                  "fee_amount": "23.00", "total_tax_amount": "4.14", "payout_type": 0}
+        table = ArrowConverter(PAYOUTS, merchant="acme", endpoint="/v2/payouts/", synced_at=SYNCED).convert([payout])
+        assert table.column("paid_amount").to_pylist() == [Decimal("972.86")]
+        assert table.column("held_amount").to_pylist() == [None]
+        assert table.column("payout_type").type == pa.int64()
+
+
+class TestNewestFirstProof:
+    def pages(self, *stamps):
+        return [[{"created_at": f"2026-01-{d:02d}T00:00:00Z"} for d in page] for page in stamps]
+
+    def test_sorted_newest_first_holds(self):
+        proof = NewestFirstProof("created_at")
+        for page in self.pages([9, 8, 8], [7, 5], [5, 1]):
+            holds, newest = proof.observe(page)
+        assert holds and newest == datetime(2026, 1, 5, tzinfo=timezone.utc)
+
+    @pytest.mark.parametrize("pages", [([9, 8], [9, 1]), ([1, 2], [3, 4]), ([5, 9], [1])])
+    def test_any_disorder_disproves_for_good(self, pages):
+        proof = NewestFirstProof("created_at")
+        results = [proof.observe(p)[0] for p in self.pages(*pages)]
+        assert results[-1] is False
+        assert proof.observe(self.pages([1])[0])[0] is False
+
+
+class TestRedaction:
+    def test_registered_secrets_and_token_shapes_are_hidden(self):
+        register_secret("sup3r-s3cret-value")
+        text = redact("client_secret=sup3r-s3cret-value&refresh_token=abcdefgh Authorization: Bearer xyz123456 ok")
+        assert "sup3r-s3cret-value" not in text and "abcdefgh" not in text and "xyz123456" not in text
+        assert text.endswith("ok")
+
+    def test_logging_filter_redacts(self, caplog):
+        register_secret("another-secret-999")
+        logger = logging.getLogger("test.redaction")
+        logger.addFilter(RedactingFilter())
+        with caplog.at_level(logging.INFO):
+            logger.info("token is %s", "another-secret-999")
+        assert "another-secret-999" not in caplog.text and "***" in caplog.text
+
+
+class TestSyncLock:
+    def test_second_holder_is_refused_at_once_and_lock_dies_with_its_process(self, tmp_path):
+        path = tmp_path / "sync.lock"
+        holder = subprocess.Popen(
+            [sys.executable, "-c",
+             "import sys,time; sys.path.insert(0, '.');"
+             "from pipelines.lock import SyncLock;"
+             f"l = SyncLock('{path}').__enter__(); print('held', flush=True); time.sleep(60)"],
+            stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            with pytest.raises(AlreadyRunning, match=f"pid {holder.pid}"):
+                with SyncLock(path):
+                    pass
+        finally:
+            holder.kill()
+            holder.wait()
+        with SyncLock(path):  # the kernel released the dead holder's lock
+            pass
