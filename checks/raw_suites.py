@@ -19,7 +19,7 @@ from sources.instamojo.schema import RAW_TABLES, Table
 # "Amounts are decimal strings with 2 places" (the reference's examples: "9494.00"): a value
 # with a third decimal place, or in exponent form, is not an amount the API sends. Trailing
 # zeros past the second place are allowed (10.500 is two-place money in a wider column).
-TWO_PLACES_REGEX = r"^-?[0-9]+(\.[0-9]{0,2}0*)?$"
+TWO_PLACES_REGEX = r"^-?[0-9]+(?:\.[0-9]{0,2}0*)?$"
 
 CURRENCIES = ["INR"]  # "currency: Type of Currency (INR)" — the reference, payments and payouts
 
@@ -379,6 +379,10 @@ def plan_raw(ctx: PlanContext, table: Table) -> SuitePlan:
     sql = f"SELECT {', '.join(cols)} FROM {ctx.qualified('raw', table.name)} t"
     if joins:
         sql += " " + " ".join(joins)
+    # a stable row order: offending ids come out the same on every run and backend
+    order = [f"t.{quote(c)}" for c in index if c in existing]
+    if order:
+        sql += " ORDER BY " + ", ".join(order)
     return SuitePlan(table.name, sql, index, tuple(expects), tuple(skipped))
 
 

@@ -1,0 +1,89 @@
+"""Fixtures for the checks' tests: a warehouse (DuckDB in memory, or Postgres in schemas of its
+own that are dropped afterwards) with clean raw data, and a helper that runs the checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from checks import CheckReport, CheckSettings, run_checks
+from tests.checks.checkdata import load_raw
+from transforms.warehouse import Warehouse
+
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+# the clock the tests run at: a day after the clean data's newest payment update
+NOW = dt.datetime(2024, 11, 8, 0, 0, tzinfo=dt.timezone.utc)
+
+
+@dataclass
+class Env:
+    """A warehouse and the two schemas the checks read."""
+
+    warehouse: Warehouse
+    raw: str
+    marts: str
+
+    def sql(self, *statements: str) -> None:
+        """Run statements; `{raw}` and `{marts}` stand for the schemas."""
+        for s in statements:
+            self.warehouse.execute(s.format(raw=self.raw, marts=self.marts))
+
+    def check(self, **settings: Any) -> CheckReport:
+        """Run the checks (no Data Docs, clock pinned to NOW unless told otherwise)."""
+        settings.setdefault("docs_dir", None)
+        settings.setdefault("now", NOW)
+        return run_checks(
+            self.warehouse, raw_schema=self.raw, marts_schema=self.marts,
+            settings=CheckSettings(**settings),
+        )
+
+
+def _duckdb_env() -> Env:
+    return Env(Warehouse.duckdb(), "instamojo_raw", "instamojo")
+
+
+def _postgres_env() -> Env:
+    suffix = uuid.uuid4().hex[:12]
+    return Env(Warehouse.postgres(PG_DSN), f"chk_{suffix}_raw", f"chk_{suffix}_marts")
+
+
+def _drop(env: Env) -> None:
+    if env.warehouse.dialect == "postgres":
+        for schema in (env.raw, env.marts):
+            env.warehouse.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    env.warehouse.close()
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_env(request):
+    """Clean raw data on DuckDB, then on Postgres."""
+    env = _duckdb_env() if request.param == "duckdb" else _postgres_env()
+    try:
+        load_raw(env.warehouse.connection, env.raw)
+        yield env
+    finally:
+        _drop(env)
+
+
+@pytest.fixture
+def duck() -> Env:
+    """Clean raw data on DuckDB (in memory)."""
+    env = _duckdb_env()
+    load_raw(env.warehouse.connection, env.raw)
+    yield env
+    _drop(env)
+
+
+@pytest.fixture
+def pg() -> Env:
+    """Clean raw data on Postgres, in schemas of its own."""
+    env = _postgres_env()
+    try:
+        load_raw(env.warehouse.connection, env.raw)
+        yield env
+    finally:
+        _drop(env)
