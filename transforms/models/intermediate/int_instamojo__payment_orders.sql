@@ -6,6 +6,7 @@ SELECT
     payment_id,
     MIN(order_id) AS order_id,
     MAX(order_id) AS last_order_id,
-    COUNT(DISTINCT order_id) AS orders_count
+    -- staging holds one row per (merchant, order_id, payment_id): rows = distinct orders
+    COUNT(*) AS orders_count
 FROM {{ ref('stg_instamojo__order_payments') }}
 GROUP BY merchant, payment_id
