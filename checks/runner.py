@@ -273,6 +273,10 @@ def _validate(gx, context, spec, plan: SuitePlan, frame, qualified, settings, ru
             )
             continue
         slots[i] = _from_gx(spec, qualified, expects[i], r, plan.index_columns, shown)
+        missing = [c for c in expects[i].columns if c not in frame.columns]
+        if slots[i].raised is not None and missing:
+            # great-expectations' own message can be cryptic (an IndexError): say what is wrong
+            slots[i].raised = f"column {', '.join(missing)} missing from {qualified} ({slots[i].raised})"
     results = [
         slot if slot is not None
         else _result(spec, qualified, e, success=False, raised="great-expectations returned no result for it")

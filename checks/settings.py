@@ -97,12 +97,14 @@ class CheckSettings:
         kwargs: dict[str, Any] = {}
         if "freshness_max_age_hours" in section:
             hours = section["freshness_max_age_hours"]
-            if hours is None or hours == 0:
-                kwargs["freshness_max_age"] = None
-            else:
-                if isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours < 0:
-                    raise ValueError(f"checks: freshness_max_age_hours must be a number ≥ 0, got {hours!r}")
-                kwargs["freshness_max_age"] = dt.timedelta(hours=hours)
+            if isinstance(hours, str):  # environment variables arrive as text
+                try:
+                    hours = float(hours) if hours.strip() else None
+                except ValueError:
+                    raise ValueError(f"checks: freshness_max_age_hours must be a number, got {hours!r}") from None
+            if isinstance(hours, bool) or (hours is not None and (not isinstance(hours, (int, float)) or hours < 0)):
+                raise ValueError(f"checks: freshness_max_age_hours must be a number ≥ 0, got {hours!r}")
+            kwargs["freshness_max_age"] = dt.timedelta(hours=hours) if hours else None
         if "payout_residual_tolerance" in section:
             kwargs["payout_residual_tolerance"] = _parse_money(section["payout_residual_tolerance"])
         if "docs_dir" in section:

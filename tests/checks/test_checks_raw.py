@@ -288,3 +288,13 @@ def test_broken_loads_fail_on_postgres_too(pg, case: Broken):
     assert not report.ok
     line = next(l for l in report.summary().splitlines() if case.expect in l)
     assert line.strip().startswith("ERROR") and case.offending in line, report.summary()
+
+
+def test_every_kind_of_raw_expectation_has_a_case_that_fails_it(duck):
+    """No check that cannot fail: every expectation type the raw suites use (on a warehouse
+    with a variant column and freshness on) is made to fail by a broken load above."""
+    duck.sql("ALTER TABLE {raw}.payments ADD COLUMN amount__v_text TEXT")
+    report = duck.check(suites=("raw",), freshness_max_age=dt.timedelta(days=2))
+    used = {r.expectation for s in report.suites for r in s.results}
+    proven = {b.gx_type for b in BROKEN}
+    assert used - proven == set()
