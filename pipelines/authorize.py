@@ -682,13 +682,12 @@ def list_merchants(settings: Settings) -> list[MerchantInfo]:
         configured = settings.refresh_tokens.get(name)
         if configured and (entry is None or entry.config_fingerprint != fingerprint(configured)):
             # choose_refresh_token's rule: a configured token set since the entry was written wins
-            source, scopes = "secrets.toml/env", None
+            source, scopes, when = "secrets.toml/env", None, None
         elif entry is not None:
-            source, scopes = "token store", entry.scopes or None
+            source, scopes, when = "token store", entry.scopes or None, entry.updated_at or None
         else:
-            source, scopes = "none", None
-        infos.append(MerchantInfo(name, source, scopes, entry.updated_at if entry else None,
-                                  synced=name in settings.merchants))
+            source, scopes, when = "none", None, None
+        infos.append(MerchantInfo(name, source, scopes, when, synced=name in settings.merchants))
     return infos
 
 
