@@ -31,6 +31,13 @@ test-fast: $(STAMP) ## run the fast tests only
 sandbox: $(STAMP) ## start the Instamojo sandbox on 127.0.0.1 (ARGS="--port 8765 --size demo")
 	$(PY) -m instamojo_sandbox $(ARGS)
 
+authorize: $(STAMP) ## add a merchant: OAuth2 in the browser, stores its refresh token (MERCHANT=acme ARGS="--no-browser")
+	@test -n "$(MERCHANT)" || { echo 'usage: make authorize MERCHANT=<name> [ARGS="--scopes payments:read,payouts:read --no-browser"]' >&2; exit 2; }
+	$(PY) -m pipelines authorize "$(MERCHANT)" $(ARGS)
+
+merchants: $(STAMP) ## list merchants, the scopes each granted and when (never a token)
+	$(PY) -m pipelines merchants $(ARGS)
+
 lock: ## re-resolve dependencies from pyproject.toml into requirements.lock
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
 	.lockenv/bin/pip install --quiet --upgrade pip
