@@ -63,7 +63,8 @@ DEFAULT_TIMEOUT = 300.0
 # server cannot outlive the code's 60 s lifetime unnoticed.
 HTTP_TIMEOUT = 30.0
 CODE_LIFETIME_SECONDS = 60  # "This code is valid for 60 sec." (API reference)
-API_ACCESS_EMAIL = "[email protected]"  # where the reference says to send the redirect_uri
+# The API reference's credentials step: a redirect_uri is registered by emailing Instamojo.
+REGISTER_HOW = "email Instamojo's API-access address with your client id and redirect_uri, as the API reference says"
 _MERCHANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LOOPBACK_NAMES = {"localhost"}
 
@@ -540,8 +541,8 @@ def _check_authorize_url(url: str, *, merchant: str, redirect_uri: str, client_i
     if resp.status_code == 400 and "redirect" in lowered:
         raise RedirectUriRejected(
             f"the authorize page refused the redirect URI {redirect_uri} (HTTP 400: {gist}). Register "
-            f"exactly {redirect_uri} as a redirect URI of client id {client_id!r} with Instamojo (the "
-            f"API reference: email {API_ACCESS_EMAIL} with your client id and redirect_uri), or pass "
+            f"exactly {redirect_uri} as a redirect URI of client id {client_id!r} with Instamojo "
+            f"({REGISTER_HOW}), or pass "
             f"--redirect-uri / set {REDIRECT_URI_KEY} to one that is registered.",
             merchant=merchant,
         )
@@ -643,7 +644,7 @@ def authorize_merchant(
                 f"no answer reached the callback server at {redirect_uri} within {timeout:g} s. If the "
                 "browser showed an error page instead of Instamojo's approve page, the redirect URI is "
                 f"probably not registered: register exactly {redirect_uri} for client id "
-                f"{settings.client_id!r} with Instamojo (email {API_ACCESS_EMAIL}), or pass --redirect-uri "
+                f"{settings.client_id!r} with Instamojo ({REGISTER_HOW}), or pass --redirect-uri "
                 f"/ set {REDIRECT_URI_KEY} to a registered one. Otherwise run again and approve in time "
                 "(--timeout). Nothing was stored.",
                 merchant=merchant,
