@@ -77,6 +77,10 @@ class BuildReport:
     def exceptions_total(self) -> int:
         return sum(self.exceptions_by_type.values())
 
+    def summary(self) -> str:
+        """The run-summary block as one string (see `summary_lines`)."""
+        return "\n".join(self.summary_lines())
+
     def summary_lines(self) -> list[str]:
         """Human-readable lines for the pipeline's run summary."""
         lines = [
@@ -290,12 +294,12 @@ def _build_calendar(build: _Build) -> None:
             SELECT paid_out_date FROM {temp_name('stg_instamojo__payouts')}
             UNION ALL
             SELECT as_of_date FROM {temp_name('int_instamojo__merchants')}
-            UNION ALL
-            SELECT CAST({build.variables['build_time']} AT TIME ZONE {tz} AS DATE)
         ) AS dates
         """
     )
     first, last = rows[0]
+    if first is None:  # no data at all: a calendar around the build's date, for analysts
+        first = last = _as_date(build.warehouse.query(f"SELECT CAST({build.variables['build_time']} AT TIME ZONE {tz} AS DATE)")[1][0][0])
     first, last = _as_date(first), _as_date(last)
     days = settlement_calendar(first, last, build.settings)
     # extend to the furthest expected/overdue date, so those dates have their own rows (the
@@ -330,7 +334,7 @@ def _sql_text(value: str) -> str:
 
 
 def _sql_date(value: date) -> str:
-    return f"CAST('{value.isoformat()}' AS DATE)"
+    return f"DATE '{value.isoformat()}'"
 
 
 def _sql_money(value) -> str:

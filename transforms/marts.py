@@ -188,6 +188,43 @@ SETTLEMENT_CALENDAR = Mart(
     ),
 )
 
+@dataclass(frozen=True)
+class ExceptionType:
+    """A kind of row in reconciliation_exceptions."""
+
+    name: str
+    severity: str
+    entity_type: str
+    amount_at_stake: str
+    meaning: str
+
+
+EXCEPTION_TYPES: dict[str, ExceptionType] = {
+    e.name: e
+    for e in (
+        ExceptionType("orphan_payment", "high", "payment", "the payment's amount",
+                      "The payment names a payout that is not among the merchant's payouts."),
+        ExceptionType("failed_payment_in_payout", "high", "payment", "the payment's amount",
+                      "A failed or pending payment is linked to a payout."),
+        ExceptionType("overdue_settlement", "high", "payment", "the payment's amount",
+                      "A successful payment has no payout after its expected payout date plus the grace."),
+        ExceptionType("late_settlement", "low", "payment", "the payment's amount",
+                      "A payment was paid out after its expected payout date plus the grace."),
+        ExceptionType("duplicate_payment", "medium", "payment or order", "the payment's amount",
+                      "A payment appears more than once in the raw payments, or is listed by more than one order."),
+        ExceptionType("payout_residual", "high", "payout", "|residual|",
+                      "A payout's paid_amount differs from what its own figures give under the working identity."),
+        ExceptionType("payout_payments_missing", "medium", "payout", "|sales_difference|",
+                      "A payout's sales_amount differs from the sum of the successful payments linked to it."),
+        ExceptionType("order_status_mismatch", "high or medium", "order", "|balance_due|",
+                      "The API's order status disagrees with the order's successful payments."),
+        ExceptionType("order_overpaid", "medium", "order", "the amount paid beyond the order's amount",
+                      "An order's successful payments exceed its amount."),
+        ExceptionType("invalid_amount", "high", "payment, payout or order", "NULL (the amount is unknown)",
+                      "A money value reconciliation needs is not a number (or missing)."),
+    )
+}
+
 MARTS: dict[str, Mart] = {
     m.name: m
     for m in (
