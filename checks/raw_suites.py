@@ -13,15 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from checks.common import currency_inr, in_set, key_expectations, money_expectations
 from checks.spec import VARIANT_COLUMN, Expect, PlanContext, SuitePlan, SuiteSpec, quote
 from sources.instamojo.schema import RAW_TABLES, Table
 
-# "Amounts are decimal strings with 2 places" (the reference's examples: "9494.00"): a value
-# with a third decimal place, or in exponent form, is not an amount the API sends. Trailing
-# zeros past the second place are allowed (10.500 is two-place money in a wider column).
-TWO_PLACES_REGEX = r"^-?[0-9]+(?:\.[0-9]{0,2}0*)?$"
-
-CURRENCIES = ["INR"]  # "currency: Type of Currency (INR)" — the reference, payments and payouts
+# Columns dlt itself may add to a table (load id, row id, parent/child links): not the API's.
+DLT_COLUMN_PREFIX = "_dlt_"
 
 
 @dataclass(frozen=True)
@@ -189,7 +186,7 @@ def plan_raw(ctx: PlanContext, table: Table) -> SuitePlan:
     expects: list[Expect] = []
     skipped: list[str] = []
     select: list[str] = []  # column names to read from t
-    derived: list[str] = []  # SQL expressions with their alias
+    derived: list[tuple[str, str]] = []  # (SQL expression over t, alias)
     joins: list[str] = []
 
     def need(*cols: str) -> None:
@@ -212,64 +209,14 @@ def plan_raw(ctx: PlanContext, table: Table) -> SuitePlan:
     )
 
     # --- primary key -----------------------------------------------------------------------
-    for col in index:
-        expects.append(
-            Expect(
-                "ExpectColumnValuesToNotBeNull", {"column": col}, "error",
-                f"{col} is never null (primary key)",
-                "a row without its key cannot be merged, joined or reported",
-            )
-        )
-    if len(index) == 1:
-        expects.append(
-            Expect(
-                "ExpectColumnValuesToBeUnique", {"column": index[0]}, "error",
-                f"{index[0]} is unique (primary key)",
-                "a duplicated row is counted twice in every sum built on it",
-            )
-        )
-    else:
-        expects.append(
-            Expect(
-                "ExpectCompoundColumnsToBeUnique", {"column_list": list(index)}, "error",
-                f"({', '.join(index)}) is unique (primary key)",
-                "a duplicated row is counted twice in every sum built on it",
-            )
-        )
+    expects += key_expectations(index)
 
     # --- money -----------------------------------------------------------------------------
     for col in table.money_columns:
         need(col)
-        expects.append(
-            Expect(
-                "ExpectColumnValuesToBeOfType", {"column": col, "type_": "Decimal"}, "error",
-                f"{col} is an exact decimal (DECIMAL in the warehouse, never a float or text)",
-                "binary floats cannot hold paise exactly; sums drift and reconciliation lies",
-            )
+        expects += money_expectations(
+            col, not_null=col in rules.not_null_money, non_negative=col in rules.non_negative_money
         )
-        expects.append(
-            Expect(
-                "ExpectColumnValuesToMatchRegex", {"column": col, "regex": TWO_PLACES_REGEX}, "error",
-                f"{col} has at most two decimal places",
-                "the API sends rupees with two decimals; a third place means a wrong type or a unit mix-up",
-            )
-        )
-        if col in rules.not_null_money:
-            expects.append(
-                Expect(
-                    "ExpectColumnValuesToNotBeNull", {"column": col}, "error",
-                    f"{col} is never null",
-                    "the API always sends this amount; null means it sent a non-number or the sync lost it",
-                )
-            )
-        if col in rules.non_negative_money:
-            expects.append(
-                Expect(
-                    "ExpectColumnValuesToBeBetween", {"column": col, "min_value": 0}, "error",
-                    f"{col} ≥ 0",
-                    "this amount cannot be negative in Instamojo's domain; a negative one corrupts every total",
-                )
-            )
 
     # --- drift: dlt variant columns (`amount__v_text`) -------------------------------------
     for col in existing:
@@ -290,24 +237,12 @@ def plan_raw(ctx: PlanContext, table: Table) -> SuitePlan:
     # --- currency --------------------------------------------------------------------------
     if any(c.name == "currency" for c in table.columns):
         need("currency")
-        expects.append(
-            Expect(
-                "ExpectColumnValuesToBeInSet", {"column": "currency", "value_set": CURRENCIES}, "error",
-                "currency is INR",
-                "every sum in the marts adds rupees; another currency would be added as if it were INR",
-            )
-        )
+        expects.append(currency_inr())
 
     # --- value sets ------------------------------------------------------------------------
     for col, vs in rules.value_sets.items():
         need(col)
-        expects.append(
-            Expect(
-                "ExpectColumnValuesToBeInSet", {"column": col, "value_set": list(vs.values)}, vs.severity,
-                f"{col} is one of {', '.join(vs.values)}",
-                vs.why,
-            )
-        )
+        expects.append(in_set(col, vs.values, vs.severity, vs.why))
 
     # --- time order ------------------------------------------------------------------------
     for later, earlier, why in rules.ordered:
@@ -349,10 +284,11 @@ def plan_raw(ctx: PlanContext, table: Table) -> SuitePlan:
             f"LEFT JOIN (SELECT DISTINCT merchant FROM {target}) rm{n} ON rm{n}.merchant = t.merchant"
         )
         # NULL (not judged) when there is no reference, or the merchant has no rows in the target
-        derived.append(
+        derived.append((
             f"CASE WHEN t.{quote(ref.column)} IS NULL OR rm{n}.merchant IS NULL THEN NULL "
-            f"WHEN r{n}.k IS NULL THEN FALSE ELSE TRUE END AS {quote(ref.flag)}"
-        )
+            f"WHEN r{n}.k IS NULL THEN FALSE ELSE TRUE END",
+            ref.flag,
+        ))
         expects.append(_reference_expect(ref))
 
     # --- freshness -------------------------------------------------------------------------
@@ -362,7 +298,7 @@ def plan_raw(ctx: PlanContext, table: Table) -> SuitePlan:
             skipped.append("freshness: off (settings.freshness_max_age is None)")
         else:
             cutoff = ctx.now - max_age
-            derived.append(f"MAX({rules.freshness}) OVER (PARTITION BY t.merchant) AS merchant_newest_at")
+            derived.append((f"MAX({rules.freshness}) OVER (PARTITION BY t.merchant)", "merchant_newest_at"))
             expects.append(
                 Expect(
                     "ExpectColumnValuesToBeBetween",
@@ -375,7 +311,27 @@ def plan_raw(ctx: PlanContext, table: Table) -> SuitePlan:
                 )
             )
 
-    cols = [f"t.{quote(c)}" for c in select] + derived
+    # --- schema evolution: columns the contract does not know -------------------------------
+    # The source keeps a field the API adds as a new column (docs/raw-tables.md); the batch
+    # carries such columns so great-expectations sees them, and the expectation names them.
+    declared = {c.name for c in table.columns}
+    unknown = [
+        c for c in existing
+        if c not in declared and not c.startswith(DLT_COLUMN_PREFIX) and not VARIANT_COLUMN.match(c)
+    ]
+    aliases = [alias for _, alias in derived]
+    expects.append(
+        Expect(
+            "ExpectTableColumnsToMatchSet",
+            {"column_set": select + aliases, "exact_match": True},
+            "warn",
+            "no column beyond the raw-table contract (sources/instamojo/schema.py)",
+            "the API added a field: it is kept, but nothing downstream uses it until the contract says what it means",
+        )
+    )
+    select += unknown
+
+    cols = [f"t.{quote(c)}" for c in select] + [f"{expr} AS {quote(alias)}" for expr, alias in derived]
     sql = f"SELECT {', '.join(cols)} FROM {ctx.qualified('raw', table.name)} t"
     if joins:
         sql += " " + " ".join(joins)

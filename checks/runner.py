@@ -343,6 +343,11 @@ def _offending(e: Expect, details: dict, key_columns, shown: int) -> list[str]:
             out.append(text)
         if len(out) >= shown:
             break
+    mismatched = (details.get("details") or {}).get("mismatched") if isinstance(details.get("details"), dict) else None
+    if not out and isinstance(mismatched, dict):
+        # a table's column set: name the columns that should not (or should) be there
+        out += [f"unexpected column {c}" for c in mismatched.get("unexpected") or []]
+        out += [f"missing column {c}" for c in mismatched.get("missing") or []]
     if not out:
         # expectations without row indexes list the offending values instead
         for value in details.get("partial_unexpected_list") or []:

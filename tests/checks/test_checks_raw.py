@@ -290,11 +290,28 @@ def test_broken_loads_fail_on_postgres_too(pg, case: Broken):
     assert line.strip().startswith("ERROR") and case.offending in line, report.summary()
 
 
+def test_unknown_column_only_warns_and_is_named(duck):
+    """The API added a field (the sandbox's unknown_field anomaly): the source keeps it as a new
+    column; the checks warn, naming it, and do not fail the run."""
+    duck.sql("ALTER TABLE {raw}.payments ADD COLUMN settlement_reference TEXT",
+             "UPDATE {raw}.payments SET settlement_reference = 'SR-1' WHERE id = 'm1-P1'",
+             "ALTER TABLE {raw}.payments ADD COLUMN _dlt_load_id TEXT")
+    report = duck.check(suites=("raw.payments",))
+    assert report.ok, report.summary()
+    [warn] = [r for r in report.suite("raw.payments").results if r.failed]
+    assert warn.expectation == "expect_table_columns_to_match_set" and warn.severity == "warn"
+    assert warn.offending == ["unexpected column settlement_reference"]
+    assert "WARN  instamojo_raw.payments: no column beyond the raw-table contract" in report.summary()
+
+
+PROVEN_ELSEWHERE = {"expect_table_columns_to_match_set"}  # test_unknown_column_only_warns_and_is_named
+
+
 def test_every_kind_of_raw_expectation_has_a_case_that_fails_it(duck):
     """No check that cannot fail: every expectation type the raw suites use (on a warehouse
     with a variant column and freshness on) is made to fail by a broken load above."""
     duck.sql("ALTER TABLE {raw}.payments ADD COLUMN amount__v_text TEXT")
     report = duck.check(suites=("raw",), freshness_max_age=dt.timedelta(days=2))
     used = {r.expectation for s in report.suites for r in s.results}
-    proven = {b.gx_type for b in BROKEN}
+    proven = {b.gx_type for b in BROKEN} | PROVEN_ELSEWHERE
     assert used - proven == set()
