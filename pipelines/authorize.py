@@ -325,6 +325,11 @@ class _Flow:
         self._lock = threading.Lock()
         self._claimed = False
 
+    @property
+    def claimed(self) -> bool:
+        """Whether an OAuth answer arrived (it may still be being processed)."""
+        return self._claimed
+
     def handle(self, params: Mapping[str, str]) -> tuple[int, bytes]:
         """Process one request to the callback path; returns the HTTP status and page."""
         if not any(k in params for k in ("code", "state", "error")):
@@ -639,7 +644,12 @@ def authorize_merchant(
                         merchant=merchant,
                     ) from None
                 log.debug("on_url raised after the callback was handled: %s", exc.__class__.__name__)
-        if not flow.finished.wait(max(0.0, deadline - time.monotonic())):
+        finished = flow.finished.wait(max(0.0, deadline - time.monotonic()))
+        if not finished and flow.claimed:
+            # The redirect arrived in time and its code is being exchanged: let that finish (it is
+            # bounded by HTTP_TIMEOUT) rather than report a timeout and store a token afterwards.
+            finished = flow.finished.wait(HTTP_TIMEOUT + 5)
+        if not finished:
             raise CallbackTimeout(
                 f"no answer reached the callback server at {redirect_uri} within {timeout:g} s. If the "
                 "browser showed an error page instead of Instamojo's approve page, the redirect URI is "

@@ -303,6 +303,32 @@ def test_no_callback_times_out_with_advice(sandbox, redirect_uri, settings):
     assert f"register exactly {redirect_uri}" in message and "--timeout" in message
 
 
+def test_a_redirect_that_arrived_in_time_is_completed_not_timed_out(sandbox, redirect_uri, settings):
+    """The deadline passes while the code is being exchanged (a slow token endpoint): the command
+    finishes the exchange and reports success, rather than a timeout with a token stored behind
+    the user's back."""
+    sandbox.faults.add("slow", endpoint="oauth_token", delay=1.0)
+    browser = Browser(sandbox.merchants[0])
+    threads: list[threading.Thread] = []
+
+    def start_browser(url: str) -> None:
+        threads.append(threading.Thread(target=browser._run, args=(url,), name=BROWSER_THREAD))
+        threads[0].start()
+        # return once the token endpoint has the code (its answer is held back by the fault)
+        for _ in range(3000):
+            if sandbox.request_count(endpoint="oauth_token") >= 1:
+                return
+            time.sleep(0.01)
+        raise AssertionError("the code never reached the token endpoint")
+
+    result = az.authorize_merchant(settings, "acme", redirect_uri=redirect_uri, timeout=0.01,
+                                   open_browser=False, on_url=start_browser)
+    threads[0].join(30)
+    assert browser.error is None and browser.final.status_code == 200
+    assert result.scopes == ALL_SCOPES
+    assert TokenStore(settings.token_store_path).get("acme") is not None
+
+
 def test_each_run_sends_a_fresh_state(sandbox, redirect_uri, settings):
     states = []
 
