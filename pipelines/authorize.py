@@ -365,7 +365,8 @@ class _Flow:
 
     def _complete(self, params: Mapping[str, str]) -> AuthorizeResult:
         state = params.get("state") or ""
-        error = params.get("error")
+        # `error` may be shown in the terminal even from a forged request: short, printable only
+        error = "".join(ch for ch in params.get("error") or "" if ch.isprintable())[:100] or None
         # The state comes first: an answer we did not ask for (forged, or from an older attempt)
         # is refused whatever it says, and compared in constant time.
         if not state or not hmac.compare_digest(state.encode(), self.state.encode()):
@@ -377,7 +378,8 @@ class _Flow:
                 merchant=self.merchant,
             )
         if error:
-            description = params.get("error_description") or ""
+            # shown in the terminal: keep it short and free of control characters
+            description = "".join(ch for ch in params.get("error_description") or "" if ch.isprintable())[:300]
             if error == "access_denied":
                 why = "the merchant denied access on Instamojo's authorize page"
             else:
