@@ -11,7 +11,6 @@ import socket
 import stat
 import threading
 import time
-from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
