@@ -1,0 +1,476 @@
+"""The records the sandbox serves, each carrying its whole timeline.
+
+A model knows every instant at which its visible state changes (created, resolved, paid out,
+refunded, ...). What the API serves is ``model.render(now)``: a pure function of the model and
+the clock, so advancing the clock by two days equals advancing it twice by one day.
+
+Money is Decimal; instants are int microseconds since the epoch (see :mod:`timeutil`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from .rules import ZERO, fees_for
+from .timeutil import iso
+
+ORDER_PAYMENT_STATUS = {True: "Success", False: "Failed", None: "Pending"}
+PRODUCT_STATUS_LABELS = {20: "Live", 30: "Archived", 33: "Pending Moderation"}
+
+
+@dataclass
+class MerchantCtx:
+    """A merchant's identity and the absolute URLs its records refer to."""
+
+    index: int
+    username: str
+    account_id: str
+    full_name: str
+    email: str
+    phone: str
+    city: str | None
+    website: str | None
+    signup_date: str
+    invoice_prefix: str
+    base_url: str
+    seller_url: str = field(init=False)
+    payments_url: str = field(init=False)
+    payouts_url: str = field(init=False)
+    products_url: str = field(init=False)
+    orders_url: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        b = self.base_url
+        self.seller_url = f"{b}/v2/users/{self.account_id}/"
+        self.payments_url = f"{b}/v2/payments/"
+        self.payouts_url = f"{b}/v2/payouts/"
+        self.products_url = f"{b}/v2/products/"
+        self.orders_url = f"{b}/v2/orders/"
+
+    def user_info(self) -> dict:
+        """The ``/v2/user-info/`` body."""
+        return {
+            "full_name": self.full_name,
+            "signup_date": self.signup_date,
+            "username": self.username,
+            "city": self.city,
+            "website": self.website,
+        }
+
+    def user_contact(self) -> dict:
+        """The ``/v2/user-contact/`` body."""
+        return {
+            "full_name": self.full_name,
+            "email": self.email,
+            "phone": self.phone,
+            "username": self.username,
+            "account_id": self.account_id,
+        }
+
+
+class Buyer:
+    """A buyer: PII for payments and orders; ``username``/``account_id`` when registered."""
+
+    __slots__ = ("name", "email", "phone", "address", "city", "state", "zip", "username", "account_id")
+
+    def __init__(self, name, email, phone, address, city, state, zip_code, username, account_id):
+        self.name = name
+        self.email = email
+        self.phone = phone
+        self.address = address
+        self.city = city
+        self.state = state
+        self.zip = zip_code
+        self.username = username
+        self.account_id = account_id
+
+
+class Model:
+    """Common bookkeeping: the served record (``rec``), a dirty flag for batched re-rendering."""
+
+    __slots__ = ("rec", "dirty")
+    kind = ""
+
+    def render(self, now: int) -> tuple[dict, object]:
+        """The record as served at ``now`` and the filter tag of the record at ``now``."""
+        raise NotImplementedError
+
+    def is_final(self, now: int) -> bool:
+        """True when nothing about this record can change after ``now``."""
+        raise NotImplementedError
+
+
+class PaymentModel(Model):
+    """A payment attempt and its whole life: resolution, payout, hold, refund."""
+
+    __slots__ = (
+        "id", "key", "m", "resolved", "status", "failure", "amount", "intl", "instrument", "billing",
+        "title", "ptype", "product", "link", "buyer", "order_id", "invoice", "payout", "refund_at",
+        "case", "held", "outcome", "affiliate", "partner", "ship", "settle_day",
+    )
+    kind = "payments"
+
+    def __init__(self, pid: str, created: int, m: MerchantCtx):
+        self.id = pid
+        self.key = created
+        self.m = m
+        self.rec = None
+        self.dirty = False
+        self.resolved = None  # when the final status becomes visible; None = pending forever
+        self.status = None
+        self.failure = None
+        self.order_id = None
+        self.invoice = None
+        self.payout = None  # the PayoutModel that settles it, once built
+        self.refund_at = None
+        self.case = None
+        self.held = False
+        self.outcome = None  # "release" or "refund" for held payments
+        self.affiliate = ZERO
+        self.partner = ZERO
+        self.ship = ZERO
+        self.settle_day = None
+        self.product = None
+        self.link = None
+
+    def visible_status(self, now: int):
+        """true/false once resolved at ``now``, else None (pending)."""
+        resolved = self.resolved
+        if resolved is not None and resolved <= now:
+            return self.status
+        return None
+
+    def render(self, now: int) -> tuple[dict, object]:
+        m = self.m
+        status = self.visible_status(now)
+        updated = self.key
+        if status is not None:
+            updated = self.resolved
+        payout_url = payout_id = None
+        payout = self.payout
+        if payout is not None and payout.key <= now:
+            payout_url, payout_id = payout.url, payout.id
+            if payout.key > updated:
+                updated = payout.key
+        cases = []
+        refund_at = self.refund_at
+        if refund_at is not None and refund_at <= now:
+            cases = [self.case]
+            if refund_at > updated:
+                updated = refund_at
+        if status is True:
+            fee, tax = fees_for(self.amount, self.intl)
+            fees, taxes = str(fee), str(tax)
+            invoice = f"{m.invoice_prefix}/{self.invoice:06d}"
+        else:
+            fees = taxes = "0.00"
+            invoice = None
+        failure = None
+        if status is False:
+            failure = {"reason": self.failure[0], "message": self.failure[1]}
+        buyer = self.buyer
+        return {
+            "id": self.id,
+            "title": self.title,
+            "payment_type": self.ptype,
+            "status": status,
+            "link": self.link,
+            "product": None if self.product is None else self.product.url,
+            "seller": m.seller_url,
+            "currency": "INR",
+            "amount": str(self.amount),
+            "name": buyer.name,
+            "email": buyer.email,
+            "phone": buyer.phone,
+            "payout": payout_url,
+            "fees": fees,
+            "total_taxes": taxes,
+            "cases": cases,
+            "instrument_type": self.instrument,
+            "billing_instrument": self.billing,
+            "failure": failure,
+            "created_at": iso(self.key),
+            "updated_at": iso(updated),
+            "tax_invoice_id": invoice,
+            "resource_uri": f"{m.payments_url}{self.id}/",
+        }, payout_id  # the tag: the store indexes payments by the payout they show
+
+    def is_final(self, now: int) -> bool:
+        if self.resolved is None:
+            return True  # abandoned: pending forever, nothing else happens
+        if self.resolved > now:
+            return False
+        if self.status is not True:
+            return True
+        if self.payout is None or self.payout.key > now:
+            return False
+        return self.refund_at is None or self.refund_at <= now
+
+    def payout_id_at(self, now: int) -> str | None:
+        """The id of the payout this payment shows at ``now`` (None until paid out)."""
+        payout = self.payout
+        if payout is not None and payout.key <= now:
+            return payout.id
+        return None
+
+
+class PayoutModel(Model):
+    """One payout: its figures and the hidden relations (which payments it settles, holds,
+    releases and refunds)."""
+
+    __slots__ = (
+        "id", "key", "m", "url", "day", "sales", "fee", "tax", "held", "reversed", "refunded",
+        "affiliate", "partner", "shipping", "paid", "payout_type",
+        "settled_ids", "held_ids", "released_ids", "held_refunded_ids", "refunded_ids",
+    )
+    kind = "payouts"
+
+    def __init__(self, pid: str, paid_out_at: int, day, m: MerchantCtx):
+        self.id = pid
+        self.key = paid_out_at
+        self.day = day
+        self.m = m
+        self.url = f"{m.payouts_url}{pid}/"
+        self.rec = None
+        self.dirty = False
+        self.sales = self.fee = self.tax = self.held = self.reversed = self.refunded = ZERO
+        self.affiliate = self.partner = self.shipping = self.paid = ZERO
+        self.payout_type = 0
+        self.settled_ids: list[str] = []
+        self.held_ids: list[str] = []
+        self.released_ids: list[str] = []
+        self.held_refunded_ids: list[str] = []
+        self.refunded_ids: list[str] = []
+
+    def render(self, now: int) -> tuple[dict, object]:
+        return {
+            "id": self.id,
+            "recipient": self.m.seller_url,
+            "status": True,
+            "paid_out_at": iso(self.key),
+            "currency": "INR",
+            "paid_amount": str(self.paid),
+            "sales_amount": str(self.sales),
+            "fee_amount": str(self.fee),
+            "total_tax_amount": str(self.tax),
+            "held_amount": str(self.held),
+            "reversed_amount": str(self.reversed),
+            "refunded_amount": str(self.refunded),
+            "affiliate_commission_amount": str(self.affiliate),
+            "partner_commission_amount": str(self.partner),
+            "payout_type": self.payout_type,
+            "resource_uri": self.url,
+            "shipping_fee": str(self.shipping),
+        }, None
+
+    def is_final(self, now: int) -> bool:
+        return self.key <= now
+
+    def relations(self) -> dict:
+        """The hidden relations of this payout (payment ids by role)."""
+        return {
+            "paid_out_at": iso(self.key),
+            "settlement_date": self.day.isoformat(),
+            "settled": list(self.settled_ids),
+            "held": list(self.held_ids),
+            "released": list(self.released_ids),
+            "held_refunded": list(self.held_refunded_ids),
+            "refunded": list(self.refunded_ids),
+        }
+
+
+class ProductModel(Model):
+    """A product: moderation, archiving and purchases over time; its covers."""
+
+    __slots__ = (
+        "slug", "key", "m", "url", "title", "description", "base_price", "min_price", "max_price",
+        "pwyw", "limit_quantity", "discount_public", "requires_shipping", "ships_within_days",
+        "start_date", "end_date", "venue", "timezone", "custom_note", "live_at", "archived_at",
+        "purchases", "covers", "variants", "kind_of",
+    )
+    kind = "products"
+
+    def __init__(self, slug: str, created: int, m: MerchantCtx):
+        self.slug = slug
+        self.key = created
+        self.m = m
+        self.url = f"{m.products_url}{slug}/"
+        self.rec = None
+        self.dirty = False
+        self.purchases: list[tuple[int, int]] = []
+        self.covers: list[dict] = []
+
+    @property
+    def id(self) -> str:
+        """Products are addressed by slug."""
+        return self.slug
+
+    def status_at(self, now: int) -> int:
+        """20 Live, 30 Archived, 33 Pending Moderation."""
+        if self.archived_at is not None and self.archived_at <= now:
+            return 30
+        if self.live_at is not None and self.live_at <= now:
+            return 20
+        return 33
+
+    def sellable_during(self, start: int, end: int) -> bool:
+        """Live for the whole of [start, end)."""
+        return (
+            self.live_at is not None
+            and self.live_at <= start
+            and (self.archived_at is None or self.archived_at >= end)
+        )
+
+    def render(self, now: int) -> tuple[dict, object]:
+        status = self.status_at(now)
+        purchased = 0
+        for at, qty in self.purchases:
+            if at <= now:
+                purchased += qty
+        return {
+            "title": self.title,
+            "description": self.description,
+            "status": PRODUCT_STATUS_LABELS[status],
+            "user": self.m.seller_url,
+            "slug": self.slug,
+            "shorturl": f"https://imojo.in/{self.slug}",
+            "currency": "INR",
+            "base_price": str(self.base_price),
+            "min_price": str(self.min_price),
+            "max_price": str(self.max_price),
+            "pay_what_you_want": self.pwyw,
+            "limit_quantity": self.limit_quantity,
+            "purchased_quantity": purchased,
+            "discount_public": self.discount_public,
+            "requires_shipping": self.requires_shipping,
+            "ships_within_days": self.ships_within_days,
+            "start_date": self.start_date,
+            "end_date": self.end_date,
+            "venue": self.venue,
+            "timezone": self.timezone,
+            "redirect_url": None,
+            "redirect_time": 2000,
+            "webhook_url": None,
+            "custom_note_success": self.custom_note,
+            "is_signing_mandatory": False,
+            "created_at": iso(self.key),
+            "resource_uri": self.url,
+        }, status
+
+    def is_final(self, now: int) -> bool:
+        # purchases may arrive at any time: a product stays live in memory (there are few)
+        return False
+
+
+class OrderItem:
+    """One line of an order."""
+
+    __slots__ = ("product", "unit_price", "quantity", "amount", "shipping_charges", "discount", "variants")
+
+    def __init__(self, product, unit_price, quantity, shipping_charges, discount, variants):
+        self.product = product
+        self.unit_price = unit_price
+        self.quantity = quantity
+        self.shipping_charges = shipping_charges
+        self.discount = discount
+        self.variants = variants
+        amount = unit_price * quantity
+        if shipping_charges is not None:
+            amount += shipping_charges
+        if discount is not None:
+            amount -= discount
+        self.amount = amount
+
+
+class OrderModel(Model):
+    """An order: buyer, items, and the payment attempts made for it over time."""
+
+    __slots__ = ("id", "key", "m", "url", "title", "buyer", "amount", "items", "payments", "times")
+    kind = "orders"
+
+    def __init__(self, oid: str, created: int, m: MerchantCtx):
+        self.id = oid
+        self.key = created
+        self.m = m
+        self.url = f"{m.orders_url}{oid}/"
+        self.rec = None
+        self.dirty = False
+        self.items: list[OrderItem] = []
+        self.payments: list[PaymentModel] = []
+        self.times: list[int] = [created]
+
+    def paid_at(self, now: int) -> Decimal:
+        """Sum of the amounts of the successful payments visible at ``now``."""
+        paid = ZERO
+        for p in self.payments:
+            if p.key <= now and p.visible_status(now) is True:
+                paid += p.amount
+        return paid
+
+    def render(self, now: int) -> tuple[dict, object]:
+        m = self.m
+        nested = []
+        paid = ZERO
+        for p in self.payments:
+            if p.key > now:
+                continue
+            status = p.visible_status(now)
+            if status is True:
+                paid += p.amount
+            nested.append(
+                {
+                    "payment_id": p.id,
+                    "amount": str(p.amount),
+                    "instrument_type": p.instrument,
+                    "status": ORDER_PAYMENT_STATUS[status],
+                    "resource_uri": f"{m.payments_url}{p.id}/",
+                }
+            )
+        if paid >= self.amount:
+            order_status = "Fully Paid"
+        elif paid > ZERO:
+            order_status = "Partially Paid"
+        else:
+            order_status = "Pending"
+        buyer = self.buyer
+        items = []
+        for item in self.items:
+            items.append(
+                {
+                    "unit_price": str(item.unit_price),
+                    "quantity": item.quantity,
+                    "amount": str(item.amount),
+                    "is_shipping_required": item.product.requires_shipping,
+                    "seller": m.seller_url,
+                    "shipping_charge_logic": None if item.shipping_charges is None else "flat",
+                    "shipping_charges": None if item.shipping_charges is None else str(item.shipping_charges),
+                    "product": item.product.url,
+                    "order": self.url,
+                    "discount": None if item.discount is None else str(item.discount),
+                    "variants": [{"name": n, "value": v} for n, v in item.variants],
+                }
+            )
+        return {
+            "id": self.id,
+            "title": self.title,
+            "currency": "INR",
+            "created_at": iso(self.key),
+            "buyer_email": buyer.email,
+            "buyer_name": buyer.name,
+            # orders show the bare 10-digit number, payments the +91 form (as in the reference)
+            "buyer_phone": buyer.phone[3:],
+            "buyer_address": buyer.address,
+            "buyer_city": buyer.city,
+            "buyer_state": buyer.state,
+            "buyer_zip": buyer.zip,
+            "buyer_country": "India",
+            "amount": str(self.amount),
+            "order_status": order_status,
+            "payments_uri": f"{m.payments_url}?order_id={self.id}",
+            "payments": nested,
+            "items": items,
+        }, paid > ZERO
+
+    def is_final(self, now: int) -> bool:
+        return all(t <= now for t in self.times)

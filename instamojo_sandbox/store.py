@@ -1,0 +1,547 @@
+"""The sandbox's state: every merchant's records as served, their indexes, the clock, and the
+ground truth.
+
+Each served record is a :class:`Rec` holding its JSON bytes, serialized once with orjson and
+re-serialized only when its visible state changes (a pending payment resolves, a payment is paid
+out, an order is paid, ...). A list page is then a bytes join of 100 pre-serialized records.
+
+Records of one endpoint live in a :class:`Collection`, kept sorted by (created_at, id) (by
+paid_out_at for payouts), with dict indexes for the equality filters, so that no request scans
+the whole dataset.
+
+Time: ``now`` is the sandbox clock (int microseconds, UTC). It only moves when told to
+(:meth:`Store.advance_to`). Future state changes wait in a heap of (instant, model).
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import gc
+import heapq
+import itertools
+import threading
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from operator import attrgetter
+
+import orjson
+
+from .config import SandboxConfig
+from .generator import MerchantGenerator, build_merchants, ist_day_of
+from .models import MerchantCtx, PaymentModel
+from .timeutil import US, iso, to_us
+
+LIST_ENDPOINTS = ("payments", "payouts", "products", "orders")
+TRUTH_ENDPOINTS = LIST_ENDPOINTS + ("product_covers", "user_info", "user_contact")
+
+_KEY = attrgetter("key")
+
+
+def dumps(obj) -> bytes:
+    """orjson.dumps, copied into an exactly-sized bytes object.
+
+    orjson returns its working buffer, whose capacity can be ten times the JSON's length; the
+    store keeps millions of these, so each is copied once into a tight object.
+    """
+    return memoryview(orjson.dumps(obj)).tobytes()
+
+
+def _sort_key(rec: "Rec"):
+    return (rec.key, rec.id)
+
+
+class Rec:
+    """One served record: sort key, id, JSON bytes, the live model (None once final), filter tag."""
+
+    __slots__ = ("key", "id", "json", "model", "tag")
+
+    def __init__(self, key: int, rid: str, model=None):
+        self.key = key
+        self.id = rid
+        self.json = b""
+        self.model = model
+        self.tag = None
+
+
+@dataclass(frozen=True)
+class Pred:
+    """One filter condition, already parsed.
+
+    kind: ``index`` (value in the named index), ``id``, ``key_gt``/``key_lt``/``key_ge``/
+    ``key_le`` (on the sort key, microseconds), ``tag`` (the record's tag equals value),
+    ``none`` (matches nothing, e.g. a seller that is not this merchant).
+    """
+
+    kind: str
+    name: str = ""
+    value: object = None
+
+
+class Collection:
+    """The records of one endpoint of one merchant, sorted, indexed, with cached query results."""
+
+    def __init__(self, name: str, tag_index: str | None = None):
+        self.name = name
+        self.records: list[Rec] = []
+        self.by_id: dict[str, Rec] = {}
+        self.indexes: dict[str, dict[object, list[Rec]]] = defaultdict(dict)
+        self.tag_index = tag_index
+        #: anomaly patches, re-applied whenever a record is re-rendered: id → {field: value}
+        self.patches: dict[str, dict] = {}
+        #: anomaly: ids served twice in a row (so the repeat opens the next page)
+        self.duplicates: list[str] = []
+        self.version = 0
+        self._cache: dict = {}
+        self._cache_version = -1
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def add_index(self, name: str, value, rec: Rec) -> None:
+        """Add ``rec`` to index ``name`` under ``value``."""
+        self.indexes[name].setdefault(value, []).append(rec)
+
+    def remove_index(self, name: str, value, rec: Rec) -> None:
+        """Remove ``rec`` from index ``name`` under ``value``."""
+        bucket = self.indexes[name].get(value)
+        if bucket is not None:
+            try:
+                bucket.remove(rec)
+            except ValueError:
+                pass
+
+    def insert_batch(self, recs: list[Rec]) -> None:
+        """Insert records (any order) keeping ``records`` sorted by (key, id)."""
+        if not recs:
+            return
+        recs.sort(key=_sort_key)
+        if not self.records or _sort_key(self.records[-1]) <= _sort_key(recs[0]):
+            self.records.extend(recs)
+        else:
+            for rec in recs:
+                bisect.insort(self.records, rec, key=_sort_key)
+        self.version += 1
+
+    def served(self, preds: tuple[Pred, ...], order: str) -> list[Rec]:
+        """The records matching ``preds`` in served order (cached until the collection changes)."""
+        if self._cache_version != self.version:
+            self._cache.clear()
+            self._cache_version = self.version
+        cache_key = (preds, order)
+        hit = self._cache.get(cache_key)
+        if hit is not None:
+            return hit
+        result = self._select(preds)
+        if order == "newest_first":
+            result = result[::-1]
+        elif order == "unordered":
+            # a fixed shuffle: order by a checksum of the id (stable across processes and versions)
+            result = sorted(result, key=lambda r: (zlib.crc32(r.id.encode()), r.id))
+        if self.duplicates:
+            result = list(result)
+            for rid in self.duplicates:
+                rec = self.by_id.get(rid)
+                if rec is None:
+                    continue
+                for i, candidate in enumerate(result):
+                    if candidate is rec:
+                        result.insert(i + 1, rec)
+                        break
+        if len(self._cache) > 256:
+            self._cache.clear()
+        self._cache[cache_key] = result
+        return result
+
+    def _select(self, preds: tuple[Pred, ...]) -> list[Rec]:
+        """Matching records, ascending by (key, id)."""
+        cands: list[Rec] | None = None
+        needs_sort = False
+        for p in preds:
+            if p.kind == "none":
+                return []
+        lookups = []
+        for p in preds:
+            if p.kind == "id":
+                rec = self.by_id.get(p.value)
+                lookups.append([rec] if rec is not None else [])
+            elif p.kind == "index":
+                lookups.append(self.indexes[p.name].get(p.value, []))
+        if lookups:
+            lookups.sort(key=len)
+            cands = list(lookups[0])
+            for other in lookups[1:]:
+                members = {id(r) for r in other}
+                cands = [r for r in cands if id(r) in members]
+            needs_sort = True
+        for p in preds:
+            if p.kind.startswith("key_"):
+                if cands is None:
+                    records = self.records
+                    if p.kind == "key_gt":
+                        cands = records[bisect.bisect_right(records, p.value, key=_KEY):]
+                    elif p.kind == "key_ge":
+                        cands = records[bisect.bisect_left(records, p.value, key=_KEY):]
+                    elif p.kind == "key_lt":
+                        cands = records[: bisect.bisect_left(records, p.value, key=_KEY)]
+                    else:
+                        cands = records[: bisect.bisect_right(records, p.value, key=_KEY)]
+                else:
+                    v = p.value
+                    if p.kind == "key_gt":
+                        cands = [r for r in cands if r.key > v]
+                    elif p.kind == "key_ge":
+                        cands = [r for r in cands if r.key >= v]
+                    elif p.kind == "key_lt":
+                        cands = [r for r in cands if r.key < v]
+                    else:
+                        cands = [r for r in cands if r.key <= v]
+            elif p.kind == "tag":
+                source = self.records if cands is None else cands
+                cands = [r for r in source if r.tag == p.value]
+        if cands is None:
+            return self.records
+        if needs_sort:
+            cands.sort(key=_sort_key)
+        return cands
+
+
+class MerchantState:
+    """One merchant: identity, generator, collections, covers."""
+
+    def __init__(self, ctx: MerchantCtx, gen: MerchantGenerator):
+        self.ctx = ctx
+        self.gen = gen
+        self.colls = {
+            "payments": Collection("payments", tag_index="payout"),
+            "payouts": Collection("payouts"),
+            "products": Collection("products"),
+            "orders": Collection("orders"),
+        }
+        #: product slug → its covers (a Collection sorted by position)
+        self.covers: dict[str, Collection] = {}
+        self.user_info = dumps(ctx.user_info())
+        self.user_contact = dumps(ctx.user_contact())
+
+    @property
+    def username(self) -> str:
+        return self.ctx.username
+
+
+class Store:
+    """All merchants' data and the clock. Thread-safe through ``lock`` (an RLock)."""
+
+    def __init__(self, config: SandboxConfig, base_url: str):
+        self.config = config
+        self.base_url = base_url.rstrip("/")
+        self.lock = threading.RLock()
+        self.now = to_us(config.initial_now)
+        self._target = self.now
+        self._heap: list = []
+        self._seq = itertools.count()
+        self._dirty: list = []
+        self._bulk = False
+        now_day = ist_day_of(self.now)
+        first_day = now_day - dt.timedelta(days=config.n_days)
+        last_history_day = now_day - dt.timedelta(days=1)
+        self.states: list[MerchantState] = []
+        for ctx in build_merchants(config, self.base_url):
+            exact = config.payments if ctx.index == 0 else None
+            gen = MerchantGenerator(config, ctx, self, first_day, last_history_day, exact)
+            self.states.append(MerchantState(ctx, gen))
+        self.by_name = {s.username: s for s in self.states}
+        self.by_account = {s.ctx.account_id: s for s in self.states}
+        self._bulk_build(first_day, now_day)
+
+    # Sink interface (called by the generators) ---------------------------------------------
+    def add(self, model) -> None:
+        """A new model: it becomes visible at its key (created_at, paid_out_at)."""
+        model.rec = None
+        model.dirty = False
+        self.touch(model, model.key)
+
+    def touch(self, model, at: int) -> None:
+        """``model`` changes at instant ``at``: render it now if that is not in the future."""
+        if at <= self._target:
+            if not model.dirty:
+                model.dirty = True
+                self._dirty.append(model)
+        else:
+            heapq.heappush(self._heap, (at, next(self._seq), model))
+
+    # Building and advancing -----------------------------------------------------------------
+    def _bulk_build(self, first_day: dt.date, last_day: dt.date) -> None:
+        """Generate the history and render it at the initial clock.
+
+        Models are rendered as soon as their timeline up to ``now`` is complete (a successful
+        payment once its payout is built), so only a few days of models are alive at a time.
+        The cyclic garbage collector is paused while millions of objects are created, then the
+        survivors are frozen so later collections do not traverse them.
+        """
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        self._bulk = True
+        try:
+            parked: list = []
+            day = first_day
+            while day <= last_day:
+                for state in self.states:
+                    state.gen.generate_day(day)
+                batch, self._dirty = self._dirty, []
+                for model in batch:
+                    kind = model.kind
+                    if kind == "products":
+                        # purchases keep arriving until the end of the build: rendered last
+                        model.dirty = False
+                    elif kind == "payments" and model.status is True and model.payout is None and (
+                            model.settle_day <= last_day):
+                        if model.settle_day < last_day:
+                            # its payout is built (and visible) before the clock: building it
+                            # touches the payment again
+                            model.dirty = False
+                        else:
+                            parked.append(model)  # paid out today: maybe before the clock, maybe after
+                    else:
+                        self._materialize_or_render(model)
+                day += dt.timedelta(days=1)
+            for model in parked + self._dirty:
+                self._materialize_or_render(model)
+            self._dirty = []
+            for state in self.states:
+                for product in state.gen.products:
+                    if product.key <= self.now:
+                        self._materialize_or_render(product)
+                for coll in state.colls.values():
+                    coll.records.sort(key=_sort_key)
+                    coll.version += 1
+        finally:
+            self._bulk = False
+            if gc_was_enabled:
+                gc.enable()
+            gc.collect()
+            gc.freeze()
+
+    def advance_to(self, target: int) -> None:
+        """Move the clock to ``target`` (µs): generate the new days, apply every change due."""
+        with self.lock:
+            if target < self.now:
+                raise ValueError(f"the sandbox clock only moves forward (now {iso(self.now)}, asked {iso(target)})")
+            self._target = target
+            last_day = ist_day_of(target)
+            for state in self.states:
+                while state.gen.next_day <= last_day:
+                    state.gen.generate_day(state.gen.next_day)
+            heap = self._heap
+            while heap and heap[0][0] <= target:
+                _, _, model = heapq.heappop(heap)
+                if not model.dirty:
+                    model.dirty = True
+                    self._dirty.append(model)
+            self.now = target
+            dirty, self._dirty = self._dirty, []
+            new: dict[int, list[Rec]] = defaultdict(list)
+            for model in dirty:
+                if model.rec is None:
+                    if model.key > target:  # defensive: not visible yet
+                        model.dirty = False
+                        heapq.heappush(heap, (model.key, next(self._seq), model))
+                        continue
+                    rec = self._materialize_or_render(model)
+                    new[id(self._coll(model))].append((self._coll(model), rec))
+                else:
+                    self._materialize_or_render(model)
+            for pairs in new.values():
+                coll = pairs[0][0]
+                coll.insert_batch([rec for _, rec in pairs])
+            for state in self.states:
+                for coll in state.colls.values():
+                    coll.version += 1
+
+    def advance(self, days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0) -> None:
+        """Move the clock forward by a duration."""
+        delta = int(round((days * 86400 + hours * 3600 + minutes * 60 + seconds) * US))
+        if delta < 0:
+            raise ValueError("the sandbox clock only moves forward")
+        self.advance_to(self.now + delta)
+
+    def _coll(self, model) -> Collection:
+        return self.states[model.m.index].colls[model.kind]
+
+    def _materialize_or_render(self, model) -> Rec:
+        """Create the record of a newly visible model, or re-render an existing one."""
+        model.dirty = False
+        state = self.states[model.m.index]
+        coll = state.colls[model.kind]
+        rec = model.rec
+        if rec is None:
+            rec = Rec(model.key, model.id, model)
+            model.rec = rec
+            coll.by_id[rec.id] = rec
+            if model.kind == "payments":
+                buyer = model.buyer
+                if buyer.username is not None:
+                    coll.add_index("buyer", buyer.username, rec)
+                    coll.add_index("buyer", buyer.account_id, rec)
+                if model.product is not None:
+                    coll.add_index("product", model.product.slug, rec)
+                if model.order_id is not None:
+                    coll.add_index("order_id", model.order_id, rec)
+            elif model.kind == "products":
+                covers = Collection("product_covers")
+                for cover in model.covers:
+                    cover_rec = Rec(cover["position"], str(cover["id"]))
+                    cover_rec.json = dumps(cover)
+                    covers.records.append(cover_rec)
+                    covers.by_id[cover_rec.id] = cover_rec
+                state.covers[model.slug] = covers
+            if self._bulk:
+                coll.records.append(rec)
+        self._render(coll, rec, model)
+        return rec
+
+    def _render(self, coll: Collection, rec: Rec, model) -> None:
+        now = self.now
+        data, tag = model.render(now)
+        patch = coll.patches.get(rec.id)
+        if patch:
+            data.update(patch)
+        rec.json = dumps(data)
+        if tag != rec.tag:
+            if coll.tag_index is not None:
+                if rec.tag is not None:
+                    coll.remove_index(coll.tag_index, rec.tag, rec)
+                if tag is not None:
+                    coll.add_index(coll.tag_index, tag, rec)
+            rec.tag = tag
+        if model.is_final(now):
+            rec.model = None  # free the timeline: nothing about this record changes any more
+
+    def patch(self, state: MerchantState, endpoint: str, rid: str, fields: dict) -> dict:
+        """Overwrite or add fields of a served record, now and after every re-render (anomalies).
+
+        Returns the record as served before the patch.
+        """
+        with self.lock:
+            coll = state.colls[endpoint]
+            rec = coll.by_id.get(rid)
+            if rec is None:
+                raise KeyError(f"{endpoint} record {rid!r} not found for merchant {state.username!r}")
+            before = orjson.loads(rec.json)
+            coll.patches.setdefault(rid, {}).update(fields)
+            data = dict(before)
+            data.update(fields)
+            rec.json = dumps(data)
+            coll.version += 1
+            return before
+
+    def insert_record(self, state: MerchantState, model) -> Rec:
+        """Insert a hand-made model (an anomaly) visible now, wherever its key sorts."""
+        with self.lock:
+            coll = state.colls[model.kind]
+            model.dirty = False
+            model.rec = None
+            rec = self._materialize_or_render(model)
+            coll.insert_batch([rec])
+            return rec
+
+    # Reading ------------------------------------------------------------------------------
+    def state(self, merchant: str | None) -> MerchantState:
+        """A merchant by username or account id (None = the first merchant)."""
+        if merchant is None:
+            return self.states[0]
+        state = self.by_name.get(merchant) or self.by_account.get(merchant)
+        if state is None:
+            raise KeyError(f"unknown merchant {merchant!r}; merchants: {sorted(self.by_name)}")
+        return state
+
+    def truth(self, merchant: str | None, endpoint: str):
+        """The full dataset of one endpoint exactly as the API serves it now.
+
+        Lists are in ascending (created_at, id) order (paid_out_at for payouts), each record
+        once; ``product_covers`` is a dict slug → covers; user endpoints are one dict.
+        """
+        endpoint = endpoint.replace("-", "_")
+        if endpoint not in TRUTH_ENDPOINTS:
+            raise KeyError(f"unknown endpoint {endpoint!r}; choose one of {list(TRUTH_ENDPOINTS)}")
+        with self.lock:
+            state = self.state(merchant)
+            if endpoint == "user_info":
+                return orjson.loads(state.user_info)
+            if endpoint == "user_contact":
+                return orjson.loads(state.user_contact)
+            if endpoint == "product_covers":
+                visible = state.colls["products"].by_id
+                return {
+                    slug: [orjson.loads(r.json) for r in covers.records]
+                    for slug, covers in state.covers.items()
+                    if slug in visible
+                }
+            return [orjson.loads(r.json) for r in state.colls[endpoint].records]
+
+    def relations(self, merchant: str | None) -> dict:
+        """The hidden relations behind the served payouts, as of now.
+
+        ``payouts``: payout id → {paid_out_at, settlement_date, settled, held, released,
+        held_refunded, refunded} (payment ids). ``payments``: payment id → {settled_in,
+        held, released_in, refunded_in} for every payment a visible payout mentions.
+        """
+        with self.lock:
+            state = self.state(merchant)
+            payouts = {}
+            payments: dict[str, dict] = {}
+
+            def entry(pid: str) -> dict:
+                return payments.setdefault(
+                    pid, {"settled_in": None, "held": False, "released_in": None, "refunded_in": None})
+
+            for rec in state.colls["payouts"].records:
+                model = state.gen.payouts.get(rec.id)
+                if model is None:
+                    continue
+                rel = model.relations()
+                payouts[rec.id] = rel
+                for pid in rel["settled"]:
+                    entry(pid)["settled_in"] = rec.id
+                for pid in rel["held"]:
+                    entry(pid)["held"] = True
+                for pid in rel["released"]:
+                    entry(pid)["released_in"] = rec.id
+                for pid in rel["held_refunded"] + rel["refunded"]:
+                    entry(pid)["refunded_in"] = rec.id
+            return {"payouts": payouts, "payments": payments}
+
+    def counts(self) -> dict:
+        """Visible records per merchant and endpoint."""
+        with self.lock:
+            return {
+                s.username: {name: len(coll) for name, coll in s.colls.items()}
+                for s in self.states
+            }
+
+    def make_orphan_payment(self, state: MerchantState, amount: Decimal, created: int, rng) -> tuple[PaymentModel, str]:
+        """A successful, paid-out payment whose payout does not exist (an anomaly)."""
+        from . import catalog
+        from .models import PayoutModel
+
+        gen = state.gen
+        ghost_day = ist_day_of(created) + dt.timedelta(days=3)
+        ghost_id = f"MOJO{ghost_day.year % 10}{ghost_day.timetuple().tm_yday:03d}{state.ctx.index:03d}X{rng.randrange(10**8):08d}"
+        ghost = PayoutModel(ghost_id, min(self.now, created + 3 * 86400 * US), ghost_day, state.ctx)
+        gen._pay_seq += 1
+        gen._invoice_seq += 1
+        scrambled = (gen._pay_seq * 7919 + 104729) % 10**9
+        cday = ist_day_of(created)
+        p = PaymentModel(f"MOJO{cday.year % 10}{cday.timetuple().tm_yday:03d}R{state.ctx.index:02d}A{scrambled:09d}",
+                         created, state.ctx)
+        p.amount = amount
+        p.title = rng.choice(catalog.LINK_TITLES)
+        p.ptype = "api_rap"
+        p.buyer = gen.buyers.pick(rng)
+        p.instrument, p.billing, p.intl = "UPI", "UPI", False
+        p.resolved = created + 30 * US
+        p.status = True
+        p.invoice = gen._invoice_seq
+        p.payout = ghost
+        return p, ghost_id
