@@ -221,7 +221,8 @@ class _Build:
             "timezone": _sql_text(SETTLEMENT_TIMEZONE),
             "payout_tolerance": _sql_money(settings.payout_tolerance),
             "order_tolerance": _sql_money(settings.order_tolerance),
-            "as_of": _sql_timestamp(settings.as_of),
+            "as_of": _sql_timestamp(settings.as_of if isinstance(settings.as_of, datetime) else None),
+            "as_of_mode": _sql_text(settings.as_of if isinstance(settings.as_of, str) else "fixed"),
             "build_time": _sql_timestamp(self.build_time),
         }
 

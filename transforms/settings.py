@@ -17,6 +17,9 @@ SETTLEMENT_TIMEZONE = "Asia/Kolkata"
 
 _PAISA = Decimal("0.01")
 
+# how "now" is found per merchant when transforms.as_of is not a fixed moment (see the class)
+AS_OF_MODES = ("latest_sync", "latest_activity")
+
 
 @dataclass(frozen=True)
 class ReconciliationSettings:
@@ -33,8 +36,12 @@ class ReconciliationSettings:
     - `holiday_country` / `holiday_subdivision`: the `holidays` package calendar whose days are
       not business days (default India's national calendar, `holidays.India`, as the sandbox).
     - `extra_holidays`: more non-business dates (e.g. a bank holiday the package lacks).
-    - `as_of`: the moment "now" means for overdue checks. None (default): per merchant, the
-      latest `_synced_at` of its payments (when the data was fetched), else the build's clock.
+    - `as_of`: the moment "now" means for overdue checks: a timezone-aware datetime, or, per
+      merchant, `"latest_sync"` (default: when its data was last fetched, the newest
+      `_synced_at`; right for a live API) or `"latest_activity"` (the newest event its data
+      shows: a payment created or updated, a payout paid out, an order created; for data whose
+      clock is not the wall clock, such as the sandbox's). Either falls back to the build's
+      clock when the merchant's rows carry no such time.
     """
 
     payout_tolerance: Decimal = Decimal("0.00")
@@ -44,7 +51,7 @@ class ReconciliationSettings:
     holiday_country: str = "IN"
     holiday_subdivision: str | None = None
     extra_holidays: tuple[date, ...] = ()
-    as_of: datetime | None = None
+    as_of: datetime | str = "latest_sync"
 
     def __post_init__(self) -> None:
         for name in ("payout_tolerance", "order_tolerance"):
@@ -63,7 +70,10 @@ class ReconciliationSettings:
             raise ValueError(f"transforms.holiday_country must be a country code such as 'IN', got {self.holiday_country!r}")
         if not all(isinstance(d, date) and not isinstance(d, datetime) for d in self.extra_holidays):
             raise TypeError(f"transforms.extra_holidays must be dates, got {self.extra_holidays!r}")
-        if self.as_of is not None and (not isinstance(self.as_of, datetime) or self.as_of.tzinfo is None):
+        if isinstance(self.as_of, str):
+            if self.as_of not in AS_OF_MODES:
+                raise ValueError(f"transforms.as_of must be one of {list(AS_OF_MODES)} or a date-time, got {self.as_of!r}")
+        elif not isinstance(self.as_of, datetime) or self.as_of.tzinfo is None:
             raise ValueError(f"transforms.as_of must be a timezone-aware datetime, got {self.as_of!r}")
 
     @classmethod
@@ -90,7 +100,7 @@ class ReconciliationSettings:
                     value = [value]
                 kwargs[key] = tuple(_to_date(key, v) for v in value)
             elif key == "as_of":
-                kwargs[key] = None if value in (None, "") else _to_datetime(key, value)
+                kwargs[key] = value if value in AS_OF_MODES else _to_datetime(key, value)
             elif key == "holiday_subdivision":
                 kwargs[key] = None if value in (None, "") else str(value)
             else:

@@ -78,13 +78,25 @@ def test_as_of_defaults_to_the_merchants_latest_sync(env):
     """Without transforms.as_of, "now" is when the merchant's payments were last fetched."""
     cases.overdue_and_late(env)
     env.sql("UPDATE {raw}.payments SET _synced_at = TIMESTAMPTZ '2024-03-08 14:00:00+00'")  # Fri 19:30 IST
-    env.build(as_of=None)
+    env.build(as_of="latest_sync")
     p14 = env.row("payments_reconciled", payment_id="P14")
     assert (p14["as_of_date"], p14["settlement_state"]) == (date(2024, 3, 8), "awaiting_payout")
     env.sql("UPDATE {raw}.payments SET _synced_at = TIMESTAMPTZ '2024-03-10 19:00:00+00' WHERE id = 'P16'")  # Mon 00:30 IST
-    env.build(as_of=None)
+    env.build(as_of="latest_sync")
     p14 = env.row("payments_reconciled", payment_id="P14")
     assert (p14["as_of_date"], p14["settlement_state"]) == (date(2024, 3, 11), "overdue")
+
+
+def test_as_of_latest_activity(env):
+    """"latest_activity": the newest event in the merchant's data (here payout G, Tue 03-12),
+    for data whose clock is not the wall clock (the sandbox's)."""
+    cases.overdue_and_late(env)
+    env.sql("UPDATE {raw}.payments SET _synced_at = TIMESTAMPTZ '2030-01-01 00:00:00+00'")
+    env.build(as_of="latest_activity")
+    p14 = env.row("payments_reconciled", payment_id="P14")
+    assert (p14["as_of_date"], p14["settlement_state"], p14["business_days_late"]) == (date(2024, 3, 12), "overdue", 3)
+    env.build(as_of="latest_sync")
+    assert env.row("payments_reconciled", payment_id="P14")["as_of_date"] == date(2030, 1, 1)
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -104,6 +116,9 @@ def test_settings_from_config_section():
     assert s.extra_holidays == (date(2024, 3, 8),)
     assert s.as_of == datetime(2024, 3, 11, 3, 30, tzinfo=timezone.utc)
     assert ReconciliationSettings.from_mapping(None) == ReconciliationSettings()
+    assert ReconciliationSettings.from_mapping({"as_of": "latest_activity"}).as_of == "latest_activity"
+    with pytest.raises(ValueError, match="latest_sync"):
+        ReconciliationSettings(as_of="now")
     assert ReconciliationSettings().payout_tolerance == D("0.00")
 
 
@@ -119,6 +134,7 @@ def test_settings_from_config_section():
         ({"as_of": "2024-03-11T09:00:00"}, "UTC offset"),
         ({"extra_holidays": ["08/03/2024"]}, "ISO date"),
         ({"tolerance": "0.00"}, "unknown \\[transforms\\] setting"),
+        ({"as_of": "yesterday"}, "ISO date-time"),
     ],
 )
 def test_settings_reject_bad_values_naming_the_key(config, message):

@@ -1,8 +1,9 @@
 -- Grain: one row per merchant found in the raw payments, payouts or orders.
 -- Says which endpoints hold data for the merchant (a merchant may not have granted every scope,
 -- and then checks that need the missing side are skipped rather than raising false exceptions),
--- and the as-of moment its overdue checks use: transforms.as_of if configured, else when the
--- merchant's payments were last fetched, else the build's clock.
+-- and the as-of moment its overdue checks use: transforms.as_of if it is a date-time; else
+-- "latest_sync" (when the merchant's data was last fetched) or "latest_activity" (the newest
+-- event in its data); else, with no such time in its rows, the build's clock.
 WITH seen AS (
     SELECT merchant FROM {{ ref('stg_instamojo__payments') }}
     UNION
@@ -11,31 +12,47 @@ WITH seen AS (
     SELECT merchant FROM {{ ref('stg_instamojo__orders') }}
 ),
 payments AS (
-    SELECT merchant, COUNT(*) AS payments_count, MAX(synced_at) AS last_synced_at
+    SELECT
+        merchant,
+        COUNT(*) AS payments_count,
+        MAX(synced_at) AS last_synced_at,
+        GREATEST(MAX(created_at), MAX(updated_at)) AS last_activity_at
     FROM {{ ref('stg_instamojo__payments') }}
     GROUP BY merchant
 ),
 payouts AS (
-    SELECT merchant, COUNT(*) AS payouts_count
+    SELECT merchant, COUNT(*) AS payouts_count, MAX(synced_at) AS last_synced_at, MAX(paid_out_at) AS last_activity_at
     FROM {{ ref('stg_instamojo__payouts') }}
     GROUP BY merchant
 ),
 orders AS (
-    SELECT merchant, COUNT(*) AS orders_count
+    SELECT merchant, COUNT(*) AS orders_count, MAX(synced_at) AS last_synced_at, MAX(created_at) AS last_activity_at
     FROM {{ ref('stg_instamojo__orders') }}
     GROUP BY merchant
 ),
-as_of AS (
+coverage AS (
     SELECT
         seen.merchant,
         COALESCE(payments.payments_count, 0) > 0 AS has_payments,
         COALESCE(payouts.payouts_count, 0) > 0 AS has_payouts,
         COALESCE(orders.orders_count, 0) > 0 AS has_orders,
-        COALESCE({{ var('as_of') }}, payments.last_synced_at, {{ var('build_time') }}) AS as_of
+        -- GREATEST ignores NULLs on both DuckDB and Postgres
+        GREATEST(payments.last_synced_at, payouts.last_synced_at, orders.last_synced_at) AS last_synced_at,
+        GREATEST(payments.last_activity_at, payouts.last_activity_at, orders.last_activity_at) AS last_activity_at
     FROM seen
     LEFT JOIN payments ON payments.merchant = seen.merchant
     LEFT JOIN payouts ON payouts.merchant = seen.merchant
     LEFT JOIN orders ON orders.merchant = seen.merchant
+),
+as_of AS (
+    SELECT
+        *,
+        COALESCE(
+            {{ var('as_of') }},
+            CASE WHEN {{ var('as_of_mode') }} = 'latest_activity' THEN last_activity_at ELSE last_synced_at END,
+            {{ var('build_time') }}
+        ) AS as_of
+    FROM coverage
 )
 SELECT
     merchant,

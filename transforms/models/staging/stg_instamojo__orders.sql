@@ -36,5 +36,6 @@ SELECT
     amount AS order_amount,
     amount__v_text AS order_amount__v_text,
     -- free text in the API ("Pending", "Partially Paid", "Fully Paid"): compared normalised
-    order_status AS api_order_status
+    order_status AS api_order_status,
+    _synced_at AS synced_at
 FROM deduplicated

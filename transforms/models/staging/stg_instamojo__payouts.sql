@@ -38,6 +38,7 @@ SELECT
     refunded_amount__v_text,
     affiliate_commission_amount__v_text,
     partner_commission_amount__v_text,
-    shipping_fee__v_text
+    shipping_fee__v_text,
+    _synced_at AS synced_at
 FROM ranked
 WHERE copy_rank = 1
