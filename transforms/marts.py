@@ -70,7 +70,7 @@ PAYMENTS_RECONCILED = Mart(
         _c("paid_out_date", "DATE", "paid_out_at's date in Asia/Kolkata."),
         _c("settlement_state", "TEXT", "settled (the API links a payout), awaiting_payout, overdue (successful, no payout, past overdue_after_date at as_of_date), failed, pending."),
         _c("business_days_late", "INTEGER", "Settled: business days from expected_payout_date to paid_out_date (negative = early). Awaiting/overdue: business days past expected_payout_date at as_of_date (0 if not yet due). NULL for failed/pending or unknown dates."),
-        _c("as_of_date", "DATE", "The date (Asia/Kolkata) overdue was judged at: transforms.as_of, else the merchant's latest sync."),
+        _c("as_of_date", "DATE", "The date (Asia/Kolkata) overdue was judged at: transforms.as_of if a date-time, else the merchant's latest sync (or latest activity)."),
     ),
 )
 
@@ -212,11 +212,11 @@ EXCEPTION_TYPES: dict[str, ExceptionType] = {
                       "A payment was paid out after its expected payout date plus the grace."),
         ExceptionType("duplicate_payment", "medium", "payment or order", "the payment's amount",
                       "A payment appears more than once in the raw payments, or is listed by more than one order."),
-        ExceptionType("payout_residual", "high", "payout", "|residual|",
+        ExceptionType("payout_residual", "high", "payout", "abs(residual)",
                       "A payout's paid_amount differs from what its own figures give under the working identity."),
-        ExceptionType("payout_payments_missing", "medium", "payout", "|sales_difference|",
+        ExceptionType("payout_payments_missing", "medium", "payout", "abs(sales_difference)",
                       "A payout's sales_amount differs from the sum of the successful payments linked to it."),
-        ExceptionType("order_status_mismatch", "high or medium", "order", "|balance_due|",
+        ExceptionType("order_status_mismatch", "high or medium", "order", "abs(balance_due)",
                       "The API's order status disagrees with the order's successful payments."),
         ExceptionType("order_overpaid", "medium", "order", "the amount paid beyond the order's amount",
                       "An order's successful payments exceed its amount."),

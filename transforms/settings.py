@@ -108,6 +108,21 @@ class ReconciliationSettings:
         return cls(**kwargs)
 
 
+    @classmethod
+    def from_dlt_config(cls, section: str = "transforms") -> "ReconciliationSettings":
+        """Settings from dlt's configuration: `.dlt/config.toml` section `[transforms]`, each key
+        overridable by an environment variable (`TRANSFORMS__PAYOUT_TOLERANCE=0.05`), which a
+        plain `dlt.config.get("transforms")` would not see."""
+        import dlt
+
+        values: dict[str, Any] = dict(dlt.config.get(section) or {})  # unknown keys are reported
+        for f in fields(cls):
+            value = dlt.config.get(f"{section}.{f.name}")
+            if value is not None:
+                values[f.name] = value
+        return cls.from_mapping(values)
+
+
 def _to_decimal(key: str, value: Any) -> Decimal:
     if isinstance(value, float):
         raise TypeError(f"transforms.{key} = {value!r} is a float; write it as a string, e.g. \"{value:.2f}\"")

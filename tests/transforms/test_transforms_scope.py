@@ -122,6 +122,16 @@ def test_settings_from_config_section():
     assert ReconciliationSettings().payout_tolerance == D("0.00")
 
 
+def test_settings_from_dlt_config_honour_environment_variables(monkeypatch):
+    monkeypatch.setenv("TRANSFORMS__PAYOUT_TOLERANCE", "0.10")
+    monkeypatch.setenv("TRANSFORMS__AS_OF", "latest_activity")
+    s = ReconciliationSettings.from_dlt_config()
+    assert (s.payout_tolerance, s.as_of) == (D("0.10"), "latest_activity")
+    monkeypatch.setenv("TRANSFORMS__OVERDUE_GRACE_BUSINESS_DAYS", "x")
+    with pytest.raises(TypeError, match="overdue_grace_business_days must be an integer"):
+        ReconciliationSettings.from_dlt_config()
+
+
 @pytest.mark.parametrize(
     "config, message",
     [
