@@ -85,7 +85,7 @@ def _run_reader_during_paused_rebuild(env: Env, reader) -> tuple[tuple, tuple, t
     # payments_reconciled and payout_reconciliation are replaced (uncommitted), the rest are not
     read_thread = threading.Thread(target=read)
     read_thread.start()
-    read_thread.join(timeout=3)  # DuckDB answers at once; Postgres waits for the writer's locks
+    read_thread.join(timeout=1)  # DuckDB answers at once; Postgres waits for the writer's locks
     writer.resume.set()
     build_thread.join(60)
     read_thread.join(60)
