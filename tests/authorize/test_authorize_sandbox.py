@@ -18,8 +18,8 @@ import duckdb
 import pytest
 import requests
 
-from instamojo_sandbox.config import App, SandboxConfig
-from instamojo_sandbox.server import Sandbox
+from instamojo_sandbox import Sandbox, SandboxConfig
+from instamojo_sandbox.config import App
 from pipelines import authorize as az
 from pipelines import cli
 from pipelines.config import ConfigError, Settings
@@ -40,9 +40,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def sandbox():
-    with Sandbox(SandboxConfig(seed=7, profile="small", merchants=1, days=3)) as sb:
-        yield sb
+def sandbox(sandbox_factory):
+    """One merchant with a few days of data (tests/conftest.py's factory stops it afterwards):
+    these tests exercise OAuth, and sync only the merchant's profile."""
+    return sandbox_factory(SandboxConfig(seed=7, profile="small", merchants=1, days=3))
 
 
 @pytest.fixture
