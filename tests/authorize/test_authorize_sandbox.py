@@ -208,6 +208,18 @@ def test_scopes_asked_for_are_recorded_and_the_sync_skips_the_rest(sandbox, redi
     assert sandbox.request_count(endpoint="payouts") == 0  # known up front, not by a 403
 
 
+def test_merchants_one_after_another_on_the_same_port(sandbox, redirect_uri, settings):
+    """The demo authorizes several merchants in a row on one redirect URI; re-authorizing one
+    replaces its token."""
+    for name in ("acme", "globex", "acme"):
+        az.authorize_merchant(settings, name, redirect_uri=redirect_uri, timeout=30, open_browser=False,
+                              on_url=Browser(sandbox.merchants[0]))
+    stored = TokenStore(settings.token_store_path).merchants()
+    assert sorted(stored) == ["acme", "globex"]
+    assert stored["acme"].refresh_token != stored["globex"].refresh_token
+    assert sandbox.request_count(endpoint="oauth_token", status=200) == 3
+
+
 def test_cli_authorize_then_merchants(sandbox, redirect_uri, settings, monkeypatch, capsys, caplog):
     caplog.set_level(logging.DEBUG)
     monkeypatch.setattr(az, "load_settings", lambda: settings)
