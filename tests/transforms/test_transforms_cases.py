@@ -206,7 +206,7 @@ def test_order_fully_paid_but_short_is_one_status_mismatch(env):
     (e,) = env.exceptions()
     assert e["severity"] == "high"
     assert e["explanation"] == (
-        'order O3 is "Fully Paid" per the API but its 1 successful payments sum to 600.00 of 1000.00 '
+        'order O3 is "Fully Paid" per the API but its successful payments (1) sum to 600.00 of 1000.00 '
         "(balance due 400.00)"
     )
     o3 = env.row("order_reconciliation", order_id="O3")

@@ -158,9 +158,10 @@ SELECT
     CAST(NULL AS TEXT),
     ABS(sales_difference),
     paid_out_at,
-    'payout ' || payout_id || ' reports sales of ' || CAST(sales_amount AS TEXT) || ' but its '
+    'payout ' || payout_id || ' reports sales of ' || CAST(sales_amount AS TEXT)
+        || ' but its linked successful payments ('
         || CAST(linked_payments_count - linked_unsuccessful_count AS TEXT)
-        || ' linked successful payments sum to ' || CAST(linked_amount AS TEXT)
+        || ') sum to ' || CAST(linked_amount AS TEXT)
         || ' (difference ' || CAST(sales_difference AS TEXT) || ')'
 FROM {{ ref('payout_reconciliation') }}
 WHERE payments_synced AND ABS(sales_difference) > {{ var('payout_tolerance') }}
@@ -181,8 +182,8 @@ SELECT
     CAST(NULL AS TEXT),
     ABS(balance_due),
     created_at,
-    'order ' || order_id || ' is "' || api_order_status || '" per the API but its '
-        || CAST(successful_payments_count AS TEXT) || ' successful payments sum to '
+    'order ' || order_id || ' is "' || api_order_status || '" per the API but its successful payments ('
+        || CAST(successful_payments_count AS TEXT) || ') sum to '
         || CAST(successful_amount AS TEXT) || ' of ' || CAST(order_amount AS TEXT)
         || ' (balance due ' || CAST(balance_due AS TEXT) || ')'
 FROM {{ ref('order_reconciliation') }}
@@ -202,8 +203,8 @@ SELECT
     -balance_due,
     created_at,
     'order ' || order_id || ' of ' || CAST(order_amount AS TEXT) || ' received '
-        || CAST(successful_amount AS TEXT) || ' in ' || CAST(successful_payments_count AS TEXT)
-        || ' successful payments (overpaid by ' || CAST(-balance_due AS TEXT) || ')'
+        || CAST(successful_amount AS TEXT) || ' in successful payments ('
+        || CAST(successful_payments_count AS TEXT) || '), overpaid by ' || CAST(-balance_due AS TEXT)
 FROM {{ ref('order_reconciliation') }}
 WHERE status = 'overpaid'
 
