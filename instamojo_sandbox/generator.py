@@ -172,7 +172,7 @@ class MerchantGenerator:
     def __init__(self, config: SandboxConfig, m: MerchantCtx, sink: Sink, first_day: dt.date,
                  last_history_day: dt.date, exact_total: int | None):
         self.seed = config.seed
-        self.rates = config.rates
+        self.rates = config.data_rates
         self.m = m
         self.mi = m.index
         self.sink = sink
@@ -193,7 +193,9 @@ class MerchantGenerator:
         self.products: list[ProductModel] = []
         self._slugs: set[str] = set()
         self._pay_seq = 0
+        self._partial_made = False
         self._day_codes: dict[dt.date, str] = {}
+        self._day_start = ist_day_start(first_day)
         self._invoice_seq = 0
         self._cover_seq = 0
         setup = _rng(self.seed, self.mi, "setup")
@@ -250,6 +252,7 @@ class MerchantGenerator:
         self._build_payout(day)
         start = ist_day_start(day)
         end = start + DAY_US
+        self._day_start = start
         rng = _rng(self.seed, self.mi, day)
         new_products = self.rates.new_products_per_day
         n_products = int(new_products) + (1 if rng.random() < new_products - int(new_products) else 0)
@@ -281,7 +284,7 @@ class MerchantGenerator:
         # times faster than randrange()/choice() and just as deterministic.
         rand = rng.random
         self._pay_seq += 1
-        cday = ist_day_of(created)
+        cday = day if self._day_start <= created < self._day_start + DAY_US else ist_day_of(created)
         code = self._day_codes.get(cday)
         if code is None:
             code = self._day_codes[cday] = f"MOJO{cday.year % 10}{cday.timetuple().tm_yday:03d}R{self.mi:02d}A"
@@ -421,7 +424,11 @@ class MerchantGenerator:
         rates = self.rates
         u = rng.random()
         plan = "normal"
-        if remaining > 1:
+        if not self._partial_made:
+            # every merchant has at least one deposit-only order (the short_paid_order anomaly
+            # and the reconciliation tests need one): its first order
+            plan = "partial"
+        elif remaining > 1:
             if u < rates.order_partial_rate:
                 plan = "partial"
             elif u < rates.order_partial_rate + rates.order_late_payment_rate:
@@ -439,6 +446,7 @@ class MerchantGenerator:
                         (t0 + 2 * HOUR_US + int(rng.random() * 94 * HOUR_US), order.amount, "success")]
         else:  # partial: a deposit is paid, the balance never arrives
             attempts = [(first_at, money(order.amount / 2), "success")]
+            self._partial_made = True
 
         self.sink.add(order)
         i = bisect.bisect_right(self._otype_cum, rng.random() * self._otype_total)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from .rules import ZERO, fees_for
+from .rules import ZERO, fee_strings
 from .timeutil import iso
 
 ORDER_PAYMENT_STATUS = {True: "Success", False: "Failed", None: "Pending"}
@@ -160,8 +160,7 @@ class PaymentModel(Model):
             if refund_at > updated:
                 updated = refund_at
         if status is True:
-            fee, tax = fees_for(self.amount, self.intl)
-            fees, taxes = str(fee), str(tax)
+            fees, taxes = fee_strings(self.amount, self.intl)
             invoice = f"{m.invoice_prefix}/{self.invoice:06d}"
         else:
             fees = taxes = "0.00"

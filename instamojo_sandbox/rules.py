@@ -66,6 +66,13 @@ def fees_for(amount: Decimal, international_or_amex: bool) -> tuple[Decimal, Dec
     return fee, tax
 
 
+@lru_cache(maxsize=65536)
+def fee_strings(amount: Decimal, international_or_amex: bool) -> tuple[str, str]:
+    """:func:`fees_for` formatted as the API serves them (cached: amounts repeat a lot)."""
+    fee, tax = fees_for(amount, international_or_amex)
+    return str(fee), str(tax)
+
+
 def net_amount(amount: Decimal, international_or_amex: bool) -> Decimal:
     """What the merchant receives for a successful payment: amount − fee − GST."""
     fee, tax = fees_for(amount, international_or_amex)

@@ -370,25 +370,39 @@ class Store:
         return self.states[model.m.index].colls[model.kind]
 
     def _materialize_or_render(self, model) -> Rec:
-        """Create the record of a newly visible model, or re-render an existing one."""
+        """Create the record of a newly visible model, or re-render an existing one.
+
+        Runs once per record of a million-record build, so the common path is kept flat.
+        """
         model.dirty = False
         state = self.states[model.m.index]
-        coll = state.colls[model.kind]
+        kind = model.kind
+        coll = state.colls[kind]
         rec = model.rec
         if rec is None:
-            rec = Rec(model.key, model.id, model)
+            rid = model.id
+            rec = Rec(model.key, rid, model)
             model.rec = rec
-            coll.by_id[rec.id] = rec
-            if model.kind == "payments":
+            coll.by_id[rid] = rec
+            if kind == "payments":
+                indexes = coll.indexes
                 buyer = model.buyer
                 if buyer.username is not None:
                     coll.add_index("buyer", buyer.username, rec)
                     coll.add_index("buyer", buyer.account_id, rec)
                 if model.product is not None:
-                    coll.add_index("product", model.product.slug, rec)
+                    bucket = indexes["product"].get(model.product.slug)
+                    if bucket is None:
+                        indexes["product"][model.product.slug] = [rec]
+                    else:
+                        bucket.append(rec)
                 if model.order_id is not None:
-                    coll.add_index("order_id", model.order_id, rec)
-            elif model.kind == "products":
+                    bucket = indexes["order_id"].get(model.order_id)
+                    if bucket is None:
+                        indexes["order_id"][model.order_id] = [rec]
+                    else:
+                        bucket.append(rec)
+            elif kind == "products":
                 covers = Collection("product_covers")
                 for cover in model.covers:
                     cover_rec = Rec(cover["position"], str(cover["id"]))
@@ -398,25 +412,27 @@ class Store:
                 state.covers[model.slug] = covers
             if self._bulk:
                 coll.records.append(rec)
-        self._render(coll, rec, model)
-        return rec
-
-    def _render(self, coll: Collection, rec: Rec, model) -> None:
         now = self.now
         data, tag = model.render(now)
-        patch = coll.patches.get(rec.id)
-        if patch:
-            data.update(patch)
-        rec.json = dumps(data)
+        if coll.patches:
+            patch = coll.patches.get(rec.id)
+            if patch:
+                data.update(patch)
+        rec.json = memoryview(orjson.dumps(data)).tobytes()  # see dumps()
         if tag != rec.tag:
             if coll.tag_index is not None:
                 if rec.tag is not None:
                     coll.remove_index(coll.tag_index, rec.tag, rec)
                 if tag is not None:
-                    coll.add_index(coll.tag_index, tag, rec)
+                    bucket = coll.indexes[coll.tag_index].get(tag)
+                    if bucket is None:
+                        coll.indexes[coll.tag_index][tag] = [rec]
+                    else:
+                        bucket.append(rec)
             rec.tag = tag
         if model.is_final(now):
             rec.model = None  # free the timeline: nothing about this record changes any more
+        return rec
 
     def patch(self, state: MerchantState, endpoint: str, rid: str, fields: dict) -> dict:
         """Overwrite or add fields of a served record, now and after every re-render (anomalies).

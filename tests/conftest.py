@@ -1,0 +1,40 @@
+"""Shared pytest fixtures. Each component keeps its fixtures in its own section below."""
+
+from __future__ import annotations
+
+import pytest
+
+# --- the Instamojo sandbox (instamojo_sandbox/) -------------------------------------------------
+from instamojo_sandbox import Sandbox, SandboxConfig
+
+#: Page size of the default ``sandbox`` fixture: small enough that every list has several pages.
+SANDBOX_TEST_PAGE_SIZE = 25
+
+
+@pytest.fixture
+def sandbox():
+    """A fresh sandbox on a free loopback port: small profile (2 merchants, 21 days, a few
+    hundred payments each), seed 1, page size 25, the demo OAuth app. Stopped after the test."""
+    with Sandbox(SandboxConfig(seed=1, profile="small", page_size=SANDBOX_TEST_PAGE_SIZE)) as sb:
+        yield sb
+
+
+@pytest.fixture
+def sandbox_factory():
+    """Start sandboxes with custom configs; every one is stopped after the test.
+
+        sb = sandbox_factory(page_size=5, rotate_refresh_tokens=True)
+        sb = sandbox_factory(SandboxConfig(seed=3, profile="demo"))
+
+    Keyword arguments override fields of the given config (default: the small profile).
+    """
+    started: list[Sandbox] = []
+
+    def make(config: SandboxConfig | None = None, **overrides) -> Sandbox:
+        sb = Sandbox(config or SandboxConfig(profile="small"), **overrides)
+        started.append(sb)
+        return sb.start()
+
+    yield make
+    for sb in started:
+        sb.stop()
