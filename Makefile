@@ -31,6 +31,9 @@ test-fast: $(STAMP) ## run the fast tests only
 sandbox: $(STAMP) ## start the Instamojo sandbox on 127.0.0.1 (ARGS="--port 8765 --size demo")
 	$(PY) -m instamojo_sandbox $(ARGS)
 
+bench-sandbox: $(STAMP) ## rows/s the sandbox serves: 1,000,000 payments at page size 100 (ARGS="--payments 100000")
+	$(PY) -m instamojo_sandbox.bench $(ARGS)
+
 authorize: $(STAMP) ## add a merchant: OAuth2 in the browser, stores its refresh token (MERCHANT=acme ARGS="--no-browser")
 	@test -n "$(MERCHANT)" || { echo 'usage: make authorize MERCHANT=<name> [ARGS="--scopes payments:read,payouts:read --no-browser"]' >&2; exit 2; }
 	$(PY) -m pipelines authorize "$(MERCHANT)" $(ARGS)
