@@ -339,7 +339,7 @@ def _sql_date(value: date) -> str:
 
 
 def _sql_money(value) -> str:
-    return f"CAST('{value}' AS DECIMAL(18,2))"
+    return f"CAST('{value:f}' AS DECIMAL(18,2))"
 
 
 def _sql_timestamp(value: datetime | None) -> str:
