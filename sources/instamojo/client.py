@@ -162,7 +162,10 @@ class ApiClient:
         page_urls = self._remaining_page_urls(next_url, first.get("count"), len(records))
         if page_urls and self.page_concurrency > 1:
             last = None
-            for doc in self._fetch_in_order(page_urls, endpoint):
+            # A listing that may stop early starts one page at a time and widens as it goes on,
+            # so stopping wastes few requests; a full listing starts at full width.
+            window = 1 if stop is not None else self.page_concurrency * 2
+            for doc in self._fetch_in_order(page_urls, endpoint, window):
                 records = self._records(doc, envelope_key, endpoint)
                 yield records
                 if stop is not None and stop(records):
@@ -177,9 +180,10 @@ class ApiClient:
                 return
             next_url = doc.get("next")
 
-    def _fetch_in_order(self, urls: list[str], endpoint: str) -> Iterator[dict[str, Any]]:
-        """Fetch `urls` with a bounded window of parallel requests, yielding in order."""
-        window = self.page_concurrency * 2
+    def _fetch_in_order(self, urls: list[str], endpoint: str, window: int) -> Iterator[dict[str, Any]]:
+        """Fetch `urls` with a bounded window of parallel requests, yielding in order; the window
+        doubles after each page up to twice the concurrency (pages waiting while one is parsed)."""
+        max_window = self.page_concurrency * 2
         pool = ThreadPoolExecutor(self.page_concurrency, thread_name_prefix=f"instamojo-{self.merchant}")
         pending: deque[Future[dict[str, Any]]] = deque()
         todo = iter(urls)
@@ -190,8 +194,11 @@ class ApiClient:
                     break
             while pending:
                 doc = pending.popleft().result()
-                url = next(todo, None)
-                if url is not None:
+                window = min(max_window, window * 2)
+                while len(pending) < window:
+                    url = next(todo, None)
+                    if url is None:
+                        break
                     pending.append(pool.submit(self.get_json, url, endpoint=endpoint))
                 yield doc
         finally:

@@ -67,6 +67,7 @@ class ArrowConverter:
         self._data_columns = [c for c in table.columns if c.name not in ("merchant", "_synced_at")]
         self._known = {c.api_field for c in self._data_columns if c.id_of is None} | set(ignored_fields)
         self._warned_fields: set[str] = set()
+        self._not_null = {c.name for c in table.columns if not c.nullable} | set(table.primary_key)
 
     def convert(self, records: list[dict[str, Any]]) -> pa.Table:
         """One Arrow table for `records` (which must be non-empty)."""
@@ -93,7 +94,9 @@ class ArrowConverter:
         columns.update(variants)
         columns.update(self._unknown_columns(records))
         columns["_synced_at"] = pa.array([self.synced_at] * n, TIMESTAMP_TYPE)
-        return pa.table(columns)
+        # nullability as declared (keys are NOT NULL), so dlt sees the same schema it was given
+        fields = [pa.field(name, arr.type, nullable=name not in self._not_null) for name, arr in columns.items()]
+        return pa.Table.from_arrays(list(columns.values()), schema=pa.schema(fields))
 
     # -- columns by kind -------------------------------------------------------------------------
 

@@ -23,7 +23,9 @@ _DLT_TYPES: dict[str, dict] = {
     "date": {"data_type": "date"},
     "bool": {"data_type": "bool"},
     "bigint": {"data_type": "bigint"},
-    "json": {"data_type": "json"},
+    # JSON documents are stored as their text: an Arrow string column typed `json` would make dlt
+    # warn about (and the destination coerce) every batch, and TEXT is portable.
+    "json": {"data_type": "text"},
 }
 
 # Portable SQL for each kind (DuckDB and Postgres both accept these spellings).
@@ -34,7 +36,7 @@ SQL_TYPES: dict[str, str] = {
     "date": "DATE",
     "bool": "BOOLEAN",
     "bigint": "BIGINT",
-    "json": "JSON",
+    "json": "TEXT",
 }
 
 

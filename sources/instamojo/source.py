@@ -426,23 +426,44 @@ def instamojo_source(
         yield from order_tables.convert(batch)
 
     def pending_orders() -> Iterator[Any]:
-        """Re-read pending orders of the window, so an order that became paid is updated."""
+        """Catch orders that stop being pending (paid later), which neither the created_at cursor
+        nor `pending=1` can see: `pending=1` lists only orders that are *still* pending.
+
+        State keeps the orders seen pending last run (within the window). Each run lists the
+        pending ones of the window (`pending=1`, usually one page) and merges them; every watched
+        order missing from that list has changed, and is re-read by its exact creation time
+        (`created_after`/`created_before` around it: the API has no id filter)."""
         with run.timer("orders"):
+            if backfill_from is not None:
+                return  # a backfill re-reads every order anyway
+            watch: dict[str, str] = dlt.current.resource_state().setdefault("watch", {})
             newest = _cursor_value("orders_listing", "created_at")
-            if newest is None or backfill_from is not None:
-                return  # a first run or a backfill reads every order anyway
-            since = _parse_ts(newest) - timedelta(days=pending_orders_window_days)
+            since = _parse_ts(newest) - timedelta(days=pending_orders_window_days) if newest else None
             endpoint = s.ORDERS_ENDPOINT
+            still_pending: dict[str, str] = {}
             try:
-                for records in api.iter_pages(
-                    endpoint.path,
-                    endpoint=endpoint.path + "?pending",
-                    envelope_key="orders",
-                    params={"pending": "1", "created_after": _iso(since)},
-                ):
-                    yield from order_tables.convert(_with_parsed_created_at(records, merchant))
+                params = {"pending": "1", **({"created_after": _iso(since)} if since else {})}
+                for records in api.iter_pages(endpoint.path, endpoint=endpoint.path + "?pending",
+                                              envelope_key="orders", params=params):
+                    records = _with_parsed_created_at(records, merchant)
+                    still_pending.update((r["id"], _iso(r["created_at"])) for r in records)
+                    yield from order_tables.convert(records)
+                for order_id, created in list(watch.items()):
+                    if order_id in still_pending:
+                        continue
+                    moment = _parse_ts(created)
+                    around = {"created_after": _iso(moment - timedelta(milliseconds=1)),
+                              "created_before": _iso(moment + timedelta(milliseconds=1))}
+                    for records in api.iter_pages(endpoint.path, endpoint=endpoint.path + "?pending",
+                                                  envelope_key="orders", params=around):
+                        changed = [r for r in records if r.get("id") == order_id]
+                        yield from order_tables.convert(_with_parsed_created_at(changed, merchant))
             except ScopeError as exc:
                 scope_guard("orders", exc)
+                return
+            watch.clear()
+            horizon = _iso(since) if since else ""
+            watch.update({k: v for k, v in still_pending.items() if v >= horizon})
 
     # -- assembling --------------------------------------------------------------------------------
 
@@ -473,8 +494,9 @@ def instamojo_source(
         elif name == "orders":
             listing = dlt.resource(orders_listing, name="orders_listing", selected=False, primary_key=["id"])
             built.append(listing)
-            built.append(dlt.transformer(orders, data_from=listing, name="orders", **table_hints(ORDERS)))
-            built.append(dlt.resource(pending_orders, name="pending_orders", **table_hints(ORDERS)))
+            # no table hints on these two: each item carries its table's hints (see OrderTables)
+            built.append(dlt.transformer(orders, data_from=listing, name="orders"))
+            built.append(dlt.resource(pending_orders, name="pending_orders"))
         elif name == "payments":
             built.append(dlt.resource(payments, name="payments", **table_hints(PAYMENTS)))
     return built
@@ -506,13 +528,16 @@ class OrderTables:
                 items.append({**item, "order_id": order_id, "item_index": i})
                 for j, v in enumerate(item.get("variants") or ()):
                     variants.append({**v, "order_id": order_id, "item_index": i, "variant_index": j})
-        yield self.orders.convert(orders)
         for table, rows, conv in (
+            (ORDERS, orders, self.orders),
             (ORDER_PAYMENTS, payments, self.payments),
             (ORDER_ITEMS, items, self.items),
             (ORDER_ITEM_VARIANTS, variants, self.variants),
         ):
             if rows:
+                # Every table, orders included, as its own "table variant" with its own hints:
+                # hints set on the resource itself would leak into the variants (dlt copies the
+                # resource's columns into each variant).
                 yield dlt.mark.with_hints(
                     conv.convert(rows),
                     dlt.mark.make_hints(table_name=table.name, **table_hints(table)),

@@ -1,0 +1,277 @@
+"""The source and `sync` against the sandbox over loopback HTTP, into real DuckDB files (and the
+real Postgres for the `postgres`-marked tests). Nothing of ours or of dlt's is mocked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from instamojo_sandbox import SandboxConfig
+from pipelines.sync import sync_merchant
+from tests.pipeline_helpers import drop_postgres_schemas, open_test_warehouse, pipeline_settings, sync_all
+from tests.source.truth import assert_warehouse_matches, count_where
+
+API_ENDPOINTS = ("user_info", "user_contact", "payments", "payouts", "products", "product_covers", "orders")
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    """Real retries, short waits: dlt's client reads these [runtime] settings."""
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.05")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "2")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "6")
+
+
+def assert_all_ok(results):
+    failed = [(r.merchant, r.error) for r in results if not r.ok]
+    assert not failed, failed
+
+
+def cursor(settings, merchant, key):
+    from pipelines.sync import cursors_of
+    from pipelines.warehouse import merchant_pipeline
+
+    return cursors_of(merchant_pipeline(settings, merchant)).get(key)
+
+
+@pytest.mark.parametrize("destination", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sync_equals_ground_truth_then_stays_equal_as_the_clock_advances(sandbox_factory, tmp_path, destination):
+    sb = sandbox_factory(SandboxConfig(seed=5, profile="small", page_size=20))
+    settings = pipeline_settings(sb, tmp_path, destination=destination)
+    try:
+        assert_all_ok(sync_all(settings))
+        wh = open_test_warehouse(settings)
+        counts = assert_warehouse_matches(wh, settings.raw_dataset, sb, sb.merchants)
+        assert counts["payments"] > 200 and counts["order_items"] > 50 and counts["product_covers"] > 0
+        pending_before = count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments WHERE status IS NULL")
+        linked_before = count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments WHERE payout_id IS NOT NULL")
+        assert pending_before > 0
+        wh.close()
+
+        # new records appear, pending payments resolve, payouts link payments, pending orders get paid
+        sb.advance(days=4)
+        assert_all_ok(sync_all(settings))
+        wh = open_test_warehouse(settings)
+        counts_after = assert_warehouse_matches(wh, settings.raw_dataset, sb, sb.merchants)
+        assert counts_after["payments"] > counts["payments"]
+        assert count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments WHERE payout_id IS NOT NULL") > linked_before
+        wh.close()
+    finally:
+        drop_postgres_schemas(settings)
+
+
+def test_payment_paid_out_after_its_lookback_window_gets_its_payout_link(sandbox_factory, tmp_path):
+    # A lookback of one hour: every payout link set during the week below is set long after the
+    # payment left the payments window, so only the payout follow-up can bring it.
+    sb = sandbox_factory(SandboxConfig(seed=2, profile="small", page_size=50))
+    settings = pipeline_settings(sb, tmp_path, payments_lookback_days=1 / 24)
+    assert_all_ok(sync_all(settings))
+    sb.advance(days=7)
+    results = sync_all(settings)
+    assert_all_ok(results)
+    assert all(r.requests.get("/v2/payments/?payout", 0) > 0 for r in results)
+    wh = open_test_warehouse(settings)
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, sb.merchants, tables=["payments", "payouts"])
+
+
+def test_a_sync_with_nothing_new_makes_a_couple_of_requests_per_endpoint(sandbox_factory, tmp_path):
+    sb = sandbox_factory(SandboxConfig(seed=3, profile="small", page_size=100))
+    settings = pipeline_settings(sb, tmp_path)
+    assert_all_ok(sync_all(settings))
+    sb.reset_stats()
+    assert_all_ok(sync_all(settings))
+    stats = sb.stats()["merchants"]
+    for merchant in settings.merchants:
+        per_endpoint = {e: v["requests"] for e, v in stats[merchant].items()}
+        assert per_endpoint.pop("oauth_token") == 1  # one refresh per run
+        assert set(per_endpoint) <= set(API_ENDPOINTS), per_endpoint
+        assert max(per_endpoint.values()) <= 2, per_endpoint
+        assert "product_covers" not in per_endpoint  # covers are read once per product
+
+
+def test_retries_429_5xx_dropped_connections_and_a_token_expiring_mid_run(sandbox_factory, tmp_path):
+    sb = sandbox_factory(SandboxConfig(seed=4, profile="small", page_size=10))
+    settings = pipeline_settings(sb, tmp_path, page_concurrency=4)
+    sb.faults.add("error", endpoint="payments", status=429, retry_after=1, count=2, skip=1)
+    sb.faults.add("error", endpoint="payments", status=503, count=3, skip=4)
+    sb.faults.add("error", endpoint="orders", status=500, count=2)
+    sb.faults.add("error", endpoint="payouts", status=502, count=1)
+    sb.faults.add("drop", endpoint="products", count=1)
+    sb.faults.add("expire_token", endpoint="payments", count=1, skip=8)
+    sb.faults.add("slow", endpoint="user_info", delay=0.5, count=1)
+    results = sync_all(settings)
+    assert_all_ok(results)
+    assert sb.request_count(status=429) == 2 and sb.request_count(status=503) >= 3
+    assert sb.request_count(status=401) >= 1  # the expired token was refused, refreshed, retried
+    assert sum(r.requests.get("/v2/payments/", 0) for r in results) > 0
+    wh = open_test_warehouse(settings)
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, sb.merchants)
+
+
+def test_rotated_refresh_tokens_are_persisted_before_use(sandbox_factory, tmp_path):
+    sb = sandbox_factory(SandboxConfig(seed=6, profile="small", page_size=50, rotate_refresh_tokens=True))
+    settings = pipeline_settings(sb, tmp_path, merchants=sb.merchants[:1])
+    merchant = settings.merchants[0]
+    configured = settings.refresh_tokens[merchant]
+    assert_all_ok(sync_all(settings, resources=["user_info"]))
+    stored = settings.token_store.get(merchant)
+    assert stored.refresh_token != configured  # rotated and stored
+    assert stat.S_IMODE(os.stat(settings.token_store_path).st_mode) == 0o600
+    # the configured token is now dead at the sandbox; the stored one carries the next run
+    for _ in range(2):
+        assert_all_ok(sync_all(settings, resources=["user_info"]))
+    assert settings.token_store.get(merchant).refresh_token not in (configured, stored.refresh_token)
+
+
+def test_a_revoked_merchant_and_a_missing_scope_do_not_stop_the_others(sandbox_factory, tmp_path):
+    sb = sandbox_factory(SandboxConfig(seed=7, profile="small", merchants=3, page_size=50))
+    healthy, revoked, partial = sb.merchants
+    settings = pipeline_settings(sb, tmp_path, merchants=[healthy, revoked])
+    # the third merchant granted everything but payouts
+    partial_settings = pipeline_settings(
+        sb, tmp_path, merchants=[partial],
+        scopes=["user-info:read", "user-contact:read", "payments:read", "products:read", "orders:read"],
+    )
+    settings.refresh_tokens[partial] = partial_settings.refresh_tokens[partial]
+    settings = settings.with_overrides(merchants=(healthy, revoked, partial))
+    sb.revoke(merchant=revoked)
+
+    results = {r.merchant: r for r in sync_all(settings)}
+    assert results[healthy].ok and results[partial].ok
+    assert not results[revoked].ok
+    assert "make authorize" in results[revoked].error and revoked in results[revoked].error
+    assert results[partial].skipped == {"payouts": "scope payouts:read not granted"}
+    assert sb.request_count(merchant=partial, endpoint="payouts") == 0
+    wh = open_test_warehouse(settings)
+    assert count_where(wh, f"SELECT count(*) FROM instamojo_raw.payments WHERE merchant = '{revoked}'") == 0
+    assert count_where(wh, f"SELECT count(*) FROM instamojo_raw.payouts WHERE merchant = '{partial}'") == 0
+    assert_warehouse_matches(wh, "instamojo_raw", sb, [healthy])
+
+
+def test_a_malformed_page_fails_clearly_keeps_the_cursor_and_the_next_run_completes(sandbox_factory, tmp_path):
+    sb = sandbox_factory(SandboxConfig(seed=8, profile="small", page_size=10))
+    settings = pipeline_settings(sb, tmp_path, merchants=sb.merchants[:1], page_concurrency=1)
+    merchant = settings.merchants[0]
+    assert_all_ok(sync_all(settings))
+    before = cursor(settings, merchant, "payments.created_at")
+    wh = open_test_warehouse(settings)
+    rows_before = count_where(wh, "SELECT count(*) FROM instamojo_raw.payments")
+    wh.close()
+
+    sb.advance(days=2)
+    sb.faults.add("malformed", endpoint="payments", count=1, skip=1)
+    result = sync_merchant(settings, merchant)
+    assert not result.ok
+    assert "malformed JSON" in result.error and "/v2/payments/" in result.error and merchant in result.error
+    assert "cursors did not move" in result.error
+    assert cursor(settings, merchant, "payments.created_at") == before
+    wh = open_test_warehouse(settings)
+    assert count_where(wh, "SELECT count(*) FROM instamojo_raw.payments") == rows_before  # nothing half-loaded
+    wh.close()
+
+    assert_all_ok([sync_merchant(settings, merchant)])
+    assert cursor(settings, merchant, "payments.created_at") > before
+    wh = open_test_warehouse(settings)
+    assert_warehouse_matches(wh, "instamojo_raw", sb, [merchant])
+
+
+@pytest.mark.parametrize("order", ["oldest_first", "unordered"])
+def test_listings_in_any_order_still_give_complete_data(sandbox_factory, tmp_path, order):
+    sb = sandbox_factory(SandboxConfig(seed=9, profile="small", page_size=15, sort_order=order))
+    # a lookback that spans the advance: refunds of old payments (a case, a new updated_at) too
+    settings = pipeline_settings(sb, tmp_path, merchants=sb.merchants[:1], payments_lookback_days=30)
+    assert_all_ok(sync_all(settings))
+    sb.advance(days=5)
+    assert_all_ok(sync_all(settings))
+    wh = open_test_warehouse(settings)
+    assert_warehouse_matches(wh, "instamojo_raw", sb, settings.merchants)
+
+
+def test_anomalies_the_source_absorbs(sandbox_factory, tmp_path):
+    sb = sandbox_factory(SandboxConfig(seed=10, profile="small", page_size=20))
+    merchant = sb.merchants[0]
+    duplicate = sb.anomalies.inject("duplicate_across_pages", merchant, endpoint="payments", page=1)
+    unknown = sb.anomalies.inject("unknown_field", merchant, endpoint="payments")
+    bad = sb.anomalies.inject("non_numeric_amount", merchant, endpoint="payments")
+    settings = pipeline_settings(sb, tmp_path, merchants=[merchant])
+    [result] = sync_all(settings)
+    assert result.ok, result.error
+    wh = open_test_warehouse(settings)
+    # the record repeated across pages lands once
+    assert count_where(wh, "SELECT count(*) - count(DISTINCT id) FROM instamojo_raw.payments") == 0
+    # the new field is kept as a column, and the run says so
+    field = unknown["field"]
+    assert field in wh.columns_of("instamojo_raw", "payments")
+    assert any(field in w for w in result.warnings)
+    # the non-numeric amount is NULL with its text kept, and the run names the record
+    bad_id = bad["id"]
+    _, rows = wh.query(f"SELECT amount, amount__v_text FROM instamojo_raw.payments WHERE id = '{bad_id}'")
+    assert rows == [(None, bad["value"])]
+    assert any(bad_id in w and "amount" in w for w in result.warnings)
+    assert duplicate  # injected
+
+
+def test_no_secret_reaches_logs_the_warehouse_or_pipeline_state(sandbox_factory, tmp_path, caplog, capsys):
+    sb = sandbox_factory(SandboxConfig(seed=11, profile="small", page_size=50, rotate_refresh_tokens=True))
+    settings = pipeline_settings(sb, tmp_path)
+    sb.faults.add("expire_token", endpoint="payments", count=1)
+    with caplog.at_level(logging.DEBUG):
+        results = sync_all(settings)
+    sb.revoke(merchant=settings.merchants[0])
+    with caplog.at_level(logging.DEBUG):
+        results += sync_all(settings)
+    secrets = {settings.client_secret, *settings.refresh_tokens.values()}
+    secrets |= {e.refresh_token for e in settings.token_store.merchants().values()}
+    secrets |= set(sb.oauth._access) | set(sb.oauth._refresh)  # every token the sandbox issued
+    assert all(len(s) >= 8 for s in secrets)
+
+    haystacks = {"logs": caplog.text, "output": "".join(capsys.readouterr())}
+    haystacks["results"] = json.dumps([r.__dict__ for r in results], default=str)
+    for path in Path(settings.pipelines_dir).rglob("*"):
+        if path.is_file():
+            haystacks[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
+    wh = open_test_warehouse(settings)
+    for table in wh.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'instamojo_raw'")[1]:
+        haystacks[table[0]] = json.dumps(wh.query(f"SELECT * FROM instamojo_raw.{table[0]}")[1], default=str)
+    wh.close()
+    assert Path(settings.duckdb_path).exists()
+    for name, text in haystacks.items():
+        for secret in secrets:
+            assert secret not in text, f"a secret leaked into {name}"
+
+
+def test_a_longer_lookback_for_one_run_picks_up_late_refund_cases(sandbox_factory, tmp_path):
+    """Refunds land weeks after a payment (a case appears, updated_at moves) while the payment is
+    long outside the default lookback: a periodic run with a long lookback (`sync --lookback-days
+    40`) brings them in, without moving any cursor backwards."""
+    sb = sandbox_factory(SandboxConfig(seed=12, profile="small", page_size=50))
+    settings = pipeline_settings(sb, tmp_path, merchants=sb.merchants[:1])
+    merchant = settings.merchants[0]
+    assert_all_ok(sync_all(settings))
+    sb.advance(days=12)
+    assert_all_ok(sync_all(settings))
+    cursor_before = cursor(settings, merchant, "payments.created_at")
+    truth = {p["id"]: p for p in sb.truth(merchant, "payments")}
+    window_start = cursor_before - timedelta(days=40)
+
+    def stale_in_window() -> list[str]:
+        wh = open_test_warehouse(settings)
+        _, rows = wh.query("SELECT id, cases, updated_at, created_at FROM instamojo_raw.payments")
+        wh.close()
+        return [
+            pid for pid, cases, updated, created in rows
+            if created >= window_start
+            and (json.loads(cases) != truth[pid]["cases"] or updated != datetime.fromisoformat(truth[pid]["updated_at"]))
+        ]
+
+    assert stale_in_window(), "the sandbox should have refunded payments outside the 3-day lookback"
+    deep = settings.with_overrides(source=settings.source.__class__(payments_lookback_days=40))
+    assert_all_ok(sync_all(deep))
+    assert stale_in_window() == []
+    assert cursor(settings, merchant, "payments.created_at") == cursor_before
