@@ -256,11 +256,21 @@ class Store:
         self._bulk_build(first_day, now_day)
 
     # Sink interface (called by the generators) ---------------------------------------------
-    def add(self, model) -> None:
-        """A new model: it becomes visible at its key (created_at, paid_out_at)."""
+    def add(self, model, *changes: int | None) -> None:
+        """A new model: it becomes visible at its key (created_at, paid_out_at) and changes at
+        each of ``changes`` (None entries are ignored)."""
         model.rec = None
         model.dirty = False
-        self.touch(model, model.key)
+        target = self._target
+        for at in (model.key, *changes):
+            if at is None:
+                continue
+            if at <= target:
+                if not model.dirty:
+                    model.dirty = True
+                    self._dirty.append(model)
+            else:
+                heapq.heappush(self._heap, (at, next(self._seq), model))
 
     def touch(self, model, at: int) -> None:
         """``model`` changes at instant ``at``: render it now if that is not in the future."""
