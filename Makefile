@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Pass-through arguments, e.g. `make sync ARGS="--merchants acme --resources payments"`.
 ARGS ?=
 
-.PHONY: help venv test test-fast demo sync transform check sandbox authorize merchants bench bench-sandbox lock clean
+.PHONY: help venv test test-fast demo sync transform check query sandbox authorize merchants bench bench-sandbox lock clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,6 +27,22 @@ test: $(STAMP) ## run the whole test suite (slow and postgres tests included)
 
 test-fast: $(STAMP) ## run the fast tests only
 	$(PY) -m pytest $(ARGS)
+
+demo: $(STAMP) ## the whole job against the local sandbox: OAuth → sync → marts → checks → data/demo.duckdb
+	$(PY) -m pipelines demo $(ARGS)
+
+sync: $(STAMP) ## sync every configured merchant, then build the marts and run the checks (ARGS="--merchants acme")
+	$(PY) -m pipelines sync $(ARGS)
+
+transform: $(STAMP) ## rebuild the reconciliation marts from the raw tables
+	$(PY) -m pipelines transform $(ARGS)
+
+check: $(STAMP) ## run the data-quality checks (exit 1 on an error-severity failure)
+	$(PY) -m pipelines check $(ARGS)
+
+query: $(STAMP) ## run SQL on the warehouse: make query Q="SELECT * FROM instamojo.reconciliation_exceptions"
+	@test -n "$(Q)" || { echo 'usage: make query Q="SELECT …" [ARGS="--duckdb-path data/demo.duckdb"]' >&2; exit 2; }
+	$(PY) -m pipelines query $(ARGS) "$(Q)"
 
 sandbox: $(STAMP) ## start the Instamojo sandbox on 127.0.0.1 (ARGS="--port 8765 --size demo")
 	$(PY) -m instamojo_sandbox $(ARGS)
