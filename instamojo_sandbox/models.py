@@ -12,10 +12,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import orjson
+
 from .rules import ZERO, fee_strings
 from .timeutil import iso
 
 ORDER_PAYMENT_STATUS = {True: "Success", False: "Failed", None: "Pending"}
+
+_JS: dict[str, str] = {}
+
+
+def js(value) -> str:
+    """The JSON literal of a string (cached: titles, URLs and instruments repeat), None or bool."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    out = _JS.get(value)
+    if out is None:
+        out = orjson.dumps(value).decode()
+        if len(_JS) < 500_000:
+            _JS[value] = out
+    return out
 PRODUCT_STATUS_LABELS = {20: "Live", 30: "Archived", 33: "Pending Moderation"}
 
 
@@ -39,11 +59,14 @@ class MerchantCtx:
     payouts_url: str = field(init=False)
     products_url: str = field(init=False)
     orders_url: str = field(init=False)
+    #: the JSON string literal of payments_url without its closing quote (ids are appended)
+    payments_url_json_open: str = field(init=False)
 
     def __post_init__(self) -> None:
         b = self.base_url
         self.seller_url = f"{b}/v2/users/{self.account_id}/"
         self.payments_url = f"{b}/v2/payments/"
+        self.payments_url_json_open = orjson.dumps(self.payments_url).decode()[:-1]
         self.payouts_url = f"{b}/v2/payouts/"
         self.products_url = f"{b}/v2/products/"
         self.orders_url = f"{b}/v2/orders/"
@@ -72,7 +95,8 @@ class MerchantCtx:
 class Buyer:
     """A buyer: PII for payments and orders; ``username``/``account_id`` when registered."""
 
-    __slots__ = ("name", "email", "phone", "address", "city", "state", "zip", "username", "account_id")
+    __slots__ = ("name", "email", "phone", "address", "city", "state", "zip", "username", "account_id",
+                 "pii_json")
 
     def __init__(self, name, email, phone, address, city, state, zip_code, username, account_id):
         self.name = name
@@ -84,6 +108,8 @@ class Buyer:
         self.zip = zip_code
         self.username = username
         self.account_id = account_id
+        #: the payment fields name/email/phone as a JSON fragment (see PaymentModel.render_json)
+        self.pii_json = f'"name":{js(name)},"email":{js(email)},"phone":{js(phone)}'
 
 
 class Model:
@@ -194,6 +220,52 @@ class PaymentModel(Model):
             "tax_invoice_id": invoice,
             "resource_uri": f"{m.payments_url}{self.id}/",
         }, payout_id  # the tag: the store indexes payments by the payout they show
+
+    def render_json(self, now: int) -> tuple[bytes, object]:
+        """:meth:`render` serialized straight to JSON bytes, without building a dict.
+
+        The same fields in the same order (a test holds the two to each other); this is the
+        path a million-payment build takes, about four times faster than dict + orjson.
+        """
+        m = self.m
+        status = self.visible_status(now)
+        updated = self.key
+        if status is not None:
+            updated = self.resolved
+        payout_json = "null"
+        payout_id = None
+        payout = self.payout
+        if payout is not None and payout.key <= now:
+            payout_json, payout_id = js(payout.url), payout.id
+            if payout.key > updated:
+                updated = payout.key
+        cases = "[]"
+        refund_at = self.refund_at
+        if refund_at is not None and refund_at <= now:
+            cases = f"[{js(self.case)}]"
+            if refund_at > updated:
+                updated = refund_at
+        if status is True:
+            fees, taxes = fee_strings(self.amount, self.intl)
+            invoice = f'"{m.invoice_prefix}/{self.invoice:06d}"'  # digits and a slash
+            failure = "null"
+        else:
+            fees = taxes = "0.00"
+            invoice = "null"
+            failure = "null" if status is None else orjson.dumps(
+                {"reason": self.failure[0], "message": self.failure[1]}).decode()
+        product = self.product
+        text = (
+            f'{{"id":"{self.id}","title":{js(self.title)},"payment_type":{js(self.ptype)},'
+            f'"status":{js(status)},"link":{js(self.link)},'
+            f'"product":{"null" if product is None else js(product.url)},"seller":{js(m.seller_url)},'
+            f'"currency":"INR","amount":"{self.amount}",{self.buyer.pii_json},"payout":{payout_json},'
+            f'"fees":"{fees}","total_taxes":"{taxes}","cases":{cases},"instrument_type":{js(self.instrument)},'
+            f'"billing_instrument":{js(self.billing)},"failure":{failure},"created_at":"{iso(self.key)}",'
+            f'"updated_at":"{iso(updated)}","tax_invoice_id":{invoice},'
+            f'"resource_uri":{m.payments_url_json_open}{self.id}/"}}'
+        )
+        return text.encode(), payout_id
 
     def is_final(self, now: int) -> bool:
         if self.resolved is None:

@@ -423,12 +423,14 @@ class Store:
             if self._bulk:
                 coll.records.append(rec)
         now = self.now
-        data, tag = model.render(now)
-        if coll.patches:
-            patch = coll.patches.get(rec.id)
+        patch = coll.patches.get(rec.id) if coll.patches else None
+        if kind == "payments" and not patch:
+            rec.json, tag = model.render_json(now)
+        else:
+            data, tag = model.render(now)
             if patch:
                 data.update(patch)
-        rec.json = memoryview(orjson.dumps(data)).tobytes()  # see dumps()
+            rec.json = memoryview(orjson.dumps(data)).tobytes()  # see dumps()
         if tag != rec.tag:
             if coll.tag_index is not None:
                 if rec.tag is not None:

@@ -249,3 +249,39 @@ def test_products_statuses_and_purchases(sandbox_factory):
 def test_exact_payment_count(n):
     with Sandbox(SandboxConfig(profile="bench", payments=n, days=10)) as sb:
         assert len(sb.truth(None, "payments")) == n
+
+
+def test_fast_payment_serializer_matches_the_dict_one():
+    import orjson
+
+    from instamojo_sandbox.generator import MerchantGenerator, build_merchants
+
+    class Collect:
+        def __init__(self):
+            self.models = []
+
+        def add(self, model, *changes):
+            self.models.append(model)
+
+        def touch(self, model, at):
+            pass
+
+    config = SandboxConfig(payments_per_day=40, public_url='http://127.0.0.1:1/"odd"\\path')
+    merchant = build_merchants(config, config.public_url)[0]
+    sink = Collect()
+    first = dt.date(2024, 10, 1)
+    gen = MerchantGenerator(config, merchant, sink, first, first + dt.timedelta(days=29), None)
+    for i in range(30):
+        gen.generate_day(first + dt.timedelta(days=i))
+    payments = [m for m in sink.models if m.kind == "payments"]
+    statuses = Counter()
+    for model in payments:
+        for offset_days in (0, 0.01, 4, 12, 40):
+            now = model.key + int(offset_days * 86400 * 1_000_000)
+            data, tag = model.render(now)
+            fast, fast_tag = model.render_json(now)
+            assert orjson.loads(fast) == data and list(orjson.loads(fast)) == list(data)
+            assert fast_tag == tag
+            statuses[(data["status"], bool(data["payout"]), bool(data["cases"]))] += 1
+    assert {(None, False, False), (True, False, False), (True, True, False), (False, False, False),
+            (True, True, True)} <= set(statuses), statuses
