@@ -269,9 +269,10 @@ class _Build:
         self.warehouse.execute(f"DROP TABLE IF EXISTS {target}")
         self.warehouse.execute(mart.create_table_sql(self.marts_schema))
         self.warehouse.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {temp_name(mart.name)}")
-        self.warehouse.execute(f"COMMENT ON TABLE {target} IS {_sql_text(f'{mart.description} Grain: {mart.grain}.')}")
-        for col in mart.columns:
-            self.warehouse.execute(f"COMMENT ON COLUMN {target}.{col.name} IS {_sql_text(col.description)}")
+        # the descriptions, for analysts browsing the database; one round trip for all of them
+        comments = [f"COMMENT ON TABLE {target} IS {_sql_text(f'{mart.description} Grain: {mart.grain}.')}"]
+        comments += [f"COMMENT ON COLUMN {target}.{c.name} IS {_sql_text(c.description)}" for c in mart.columns]
+        self.warehouse.execute(";\n".join(comments))
 
     def exception_counts(self) -> tuple[dict[str, int], dict[str, int]]:
         table = temp_name("reconciliation_exceptions")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 import holidays
 
@@ -33,12 +34,16 @@ class CalendarDay:
     overdue_after_date: date
 
 
+@lru_cache(maxsize=32)
+def _package_holidays(country: str, subdivision: str | None, first_year: int, last_year: int) -> tuple[tuple[date, str], ...]:
+    # computing a country's holidays takes ~0.1 s a call; every rebuild asks for the same years
+    calendar = holidays.country_holidays(country, subdiv=subdivision, years=list(range(first_year, last_year + 1)))
+    return tuple(sorted(calendar.items()))
+
+
 def holiday_names(settings: ReconciliationSettings, years: range) -> dict[date, str]:
     """Non-business dates (other than weekends) with their names, for `years`."""
-    calendar = holidays.country_holidays(
-        settings.holiday_country, subdiv=settings.holiday_subdivision, years=list(years)
-    )
-    names = {d: name for d, name in calendar.items()}
+    names = dict(_package_holidays(settings.holiday_country, settings.holiday_subdivision, years.start, years.stop - 1))
     for extra in settings.extra_holidays:
         names.setdefault(extra, "extra holiday (transforms.extra_holidays)")
     return names

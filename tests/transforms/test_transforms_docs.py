@@ -53,3 +53,15 @@ def test_example_queries_run(env):
     for query in _example_queries():
         rows = env.warehouse.query_dicts(re.sub(r"\binstamojo\.", f"{env.marts}.", query))
         assert rows, f"an example query should show something on the hand-computed cases:\n{query}"
+
+
+def test_marts_carry_their_descriptions_as_comments(env):
+    env.build()
+    mart = MARTS["payout_reconciliation"]
+    column = mart.columns[-1]
+    if env.warehouse.dialect == "duckdb":
+        sql = (f"SELECT comment FROM duckdb_columns() WHERE schema_name = '{env.marts}' "
+               f"AND table_name = '{mart.name}' AND column_name = '{column.name}'")
+    else:
+        sql = f"SELECT col_description('{env.marts}.{mart.name}'::regclass, {len(mart.columns)})"
+    assert env.warehouse.query(sql)[1] == [(column.description,)]
