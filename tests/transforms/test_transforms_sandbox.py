@@ -1,0 +1,135 @@
+"""The marts over data the real pipeline synced from the sandbox (over loopback HTTP): a clean
+sandbox yields no exception and balanced payouts; each injected anomaly yields exactly its
+exception, once, with the id and amount the sandbox's ground truth records.
+
+"Now" for the overdue checks is the sandbox's clock (`as_of=sb.now`): the sandbox's data is
+generated around a fixed date, not the wall clock the pipeline stamps `_synced_at` with."""
+
+from __future__ import annotations
+
+from datetime import timezone
+from decimal import Decimal
+
+import pytest
+
+from tests.pipeline_helpers import drop_postgres_schemas, open_test_warehouse, pipeline_settings, sync_all
+from transforms import ReconciliationSettings, build_marts, run_integrity_checks
+from transforms.marts import MARTS
+
+
+def _sync_and_build(sb, tmp_path, destination: str = "duckdb"):
+    settings = pipeline_settings(sb, tmp_path, destination=destination)
+    results = sync_all(settings)
+    if not all(r.ok for r in results):
+        drop_postgres_schemas(settings)
+        pytest.fail(f"the sync failed: {results}")
+    warehouse = open_test_warehouse(settings)
+    report = build_marts(
+        warehouse,
+        raw_schema=settings.raw_dataset,
+        marts_schema=settings.marts_dataset,
+        settings=ReconciliationSettings(as_of=sb.now),
+    )
+    return settings, warehouse, report
+
+
+def test_clean_sandbox_has_no_exceptions_and_balanced_payouts(sandbox_factory, tmp_path):
+    sb = sandbox_factory()
+    settings, warehouse, report = _sync_and_build(sb, tmp_path)
+    try:
+        marts = settings.marts_dataset
+        assert report.exceptions_by_type == {}
+        assert warehouse.query_dicts(f"SELECT * FROM {marts}.reconciliation_exceptions") == []
+        payouts = warehouse.query_dicts(f"SELECT payout_id, status, residual, sales_difference FROM {marts}.payout_reconciliation")
+        assert payouts and all(
+            (p["status"], p["residual"], p["sales_difference"]) == ("balanced", Decimal("0.00"), Decimal("0.00"))
+            for p in payouts
+        )
+        integrity = run_integrity_checks(warehouse, raw_schema=settings.raw_dataset, marts_schema=marts)
+        assert all(rows == [] for rows in integrity.values()), {k: v for k, v in integrity.items() if v}
+        # "latest_activity" (for data on the sandbox's clock, e.g. make demo) agrees
+        again = build_marts(warehouse, raw_schema=settings.raw_dataset, marts_schema=marts,
+                            settings=ReconciliationSettings(as_of="latest_activity"))
+        assert again.exceptions_by_type == {}
+
+        # the sandbox's ground truth: which payout settled each payment
+        for merchant in sb.merchants:
+            rel = sb.relations(merchant)
+            truth = {pid: payout_id for payout_id, p in _settled(rel).items() for pid in p}
+            ph = warehouse.placeholder
+            rows = warehouse.query_dicts(
+                f"SELECT payment_id, payout_id, settlement_state FROM {marts}.payments_reconciled WHERE merchant = {ph}",
+                (merchant,),
+            )
+            linked = {r["payment_id"]: r["payout_id"] for r in rows if r["payout_id"] is not None}
+            assert linked == truth
+            assert {r["settlement_state"] for r in rows} <= {"settled", "awaiting_payout", "failed", "pending"}
+    finally:
+        warehouse.close()
+
+
+def _settled(relations: dict) -> dict[str, list[str]]:
+    """payout id → ids of the payments it settled (held ones included), per the sandbox."""
+    return {payout_id: rel["settled"] for payout_id, rel in relations["payouts"].items()}
+
+
+def test_each_sandbox_anomaly_yields_exactly_its_exception(sandbox_factory, tmp_path):
+    sb = sandbox_factory()
+    first, second = sb.merchants[:2]
+    orphan = sb.anomalies.inject("orphan_payment", first)
+    unbalanced = sb.anomalies.inject("unbalanced_payout", first, delta="123.45")
+    short = sb.anomalies.inject("short_paid_order", second)
+    not_a_number = sb.anomalies.inject("non_numeric_amount", second, endpoint="payments")
+    # absorbed by the source (merge on keys, schema evolution): no exception
+    sb.anomalies.inject("duplicate_across_pages", first, endpoint="payments", page=1)
+    sb.anomalies.inject("unknown_field", second, endpoint="payments")
+
+    settings, warehouse, report = _sync_and_build(sb, tmp_path)
+    try:
+        rows = warehouse.query_dicts(
+            f"SELECT merchant, exception_type, entity_id, related_id, amount_at_stake, explanation "
+            f"FROM {settings.marts_dataset}.reconciliation_exceptions ORDER BY exception_type"
+        )
+        found = sorted((r["merchant"], r["exception_type"], r["entity_id"], r["amount_at_stake"]) for r in rows)
+        assert found == sorted([
+            (first, "orphan_payment", orphan["payment_id"], Decimal(orphan["amount"])),
+            (first, "payout_residual", unbalanced["payout_id"], Decimal("123.45")),
+            (second, "order_status_mismatch", short["order_id"], Decimal(short["shortfall"])),
+            (second, "invalid_amount", not_a_number["id"], None),
+        ])
+        by_type = {r["exception_type"]: r for r in rows}
+        assert by_type["orphan_payment"]["related_id"] == orphan["payout_id"]
+        assert '"N/A"' in by_type["invalid_amount"]["explanation"]
+        assert report.exceptions_by_type == {
+            "invalid_amount": 1, "order_status_mismatch": 1, "orphan_payment": 1, "payout_residual": 1
+        }
+    finally:
+        warehouse.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_sandbox_marts_are_the_same_on_duckdb_and_postgres(sandbox_factory, tmp_path):
+    """The same sandbox synced into DuckDB and into Postgres: every mart row the same."""
+    sb = sandbox_factory()
+    sb.anomalies.inject("orphan_payment", sb.merchants[0])
+    sb.anomalies.inject("short_paid_order", sb.merchants[1])
+    duck_settings, duck, _ = _sync_and_build(sb, tmp_path / "duck")
+    try:
+        pg_settings, pg, _ = _sync_and_build(sb, tmp_path / "pg", destination="postgres")
+        try:
+            for name, mart in MARTS.items():
+                order = ", ".join(mart.key)
+                d = duck.query(f"SELECT * FROM {duck_settings.marts_dataset}.{name} ORDER BY {order}")[1]
+                p = pg.query(f"SELECT * FROM {pg_settings.marts_dataset}.{name} ORDER BY {order}")[1]
+                assert len(d) == len(p) > 0, name
+                assert [_utc(r) for r in d] == [_utc(r) for r in p], name
+        finally:
+            pg.close()
+            drop_postgres_schemas(pg_settings)
+    finally:
+        duck.close()
+
+
+def _utc(row: tuple) -> tuple:
+    return tuple(v.astimezone(timezone.utc) if hasattr(v, "astimezone") and getattr(v, "tzinfo", None) else v for v in row)
