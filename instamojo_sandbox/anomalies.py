@@ -81,9 +81,10 @@ class Anomalies:
         store = self.store
         value = money(amount) if amount is not None else money(Decimal(rng.randrange(500, 50000)))
         created = store.now - int(float(days_ago) * 86400 * US) - rng.randrange(3600 * US)
-        model, ghost_id = store.make_orphan_payment(state, value, created, rng)
+        paid_out = min(store.now, created + 3 * 86400 * US)
+        model = state.gen.orphan_payment(created, value, paid_out, rng)
         store.insert_record(state, model)
-        return {"payment_id": model.id, "payout_id": ghost_id, "amount": fmt_money(value)}
+        return {"payment_id": model.id, "payout_id": model.payout.id, "amount": fmt_money(value)}
 
     def _unbalanced_payout(self, state, rng, payout_id: str | None = None, delta="100.00") -> dict:
         coll = state.colls["payouts"]

@@ -610,3 +610,31 @@ class MerchantGenerator:
         payout.paid = paid
         self.payouts[pid] = payout
         self.sink.add(payout)
+
+    # Anomalies ----------------------------------------------------------------------------
+    def orphan_payment(self, created: int, amount: Decimal, visible_at: int, rng: random.Random) -> PaymentModel:
+        """A successful payment linked to a payout that no payout list will ever show.
+
+        Used by the ``orphan_payment`` anomaly; ``visible_at`` is when its (ghost) payout is
+        paid out, so the payment shows the payout reference from then on.
+        """
+        ghost_day = ist_day_of(visible_at)
+        ghost_id = (f"MOJO{ghost_day.year % 10}{ghost_day.timetuple().tm_yday:03d}{self.mi:03d}X"
+                    f"{rng.randrange(10**8):08d}")
+        ghost = PayoutModel(ghost_id, visible_at, ghost_day, self.m)
+        self._pay_seq += 1
+        self._invoice_seq += 1
+        cday = ist_day_of(created)
+        p = PaymentModel(
+            f"MOJO{cday.year % 10}{cday.timetuple().tm_yday:03d}R{self.mi:02d}A"
+            f"{(self._pay_seq * 7919 + 104729) % 10**9:09d}", created, self.m)
+        p.amount = amount
+        p.title = _pick(rng.random, catalog.LINK_TITLES)
+        p.ptype = "api_rap"
+        p.buyer = self.buyers.pick(rng)
+        p.instrument, p.billing, p.intl = "UPI", "UPI", False
+        p.resolved = created + 30 * US
+        p.status = True
+        p.invoice = self._invoice_seq
+        p.payout = ghost
+        return p

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import socket
 import threading
 import time
@@ -218,12 +219,15 @@ class Sandbox:
         host, port = self._server.server_address[:2]
         self.port = port
         self.base_url = (config.public_url or f"http://{_url_host(host)}:{port}").rstrip("/")
-        started = time.perf_counter()
         try:
-            self.store = Store(config, self.base_url)
+            self._setup(config)
         except BaseException:
             self._server.server_close()
             raise
+
+    def _setup(self, config: SandboxConfig) -> None:
+        started = time.perf_counter()
+        self.store = Store(config, self.base_url)
         #: seconds spent generating the initial dataset
         self.generation_seconds = time.perf_counter() - started
         self.oauth = OAuthServer(config, [s.username for s in self.store.states])
@@ -266,6 +270,8 @@ class Sandbox:
             self._thread = None
         self._server.close_connections()
         self._server.server_close()
+        if self.store.frozen:
+            gc.unfreeze()  # let the collector reclaim the dataset once this sandbox is dropped
 
     def __enter__(self) -> "Sandbox":
         return self.start()

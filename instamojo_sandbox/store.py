@@ -24,17 +24,18 @@ import threading
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass
-from decimal import Decimal
 from operator import attrgetter
 
 import orjson
 
 from .config import SandboxConfig
 from .generator import MerchantGenerator, build_merchants, ist_day_of
-from .models import MerchantCtx, PaymentModel
+from .models import MerchantCtx
 from .timeutil import US, iso, to_us
 
 LIST_ENDPOINTS = ("payments", "payouts", "products", "orders")
+#: datasets with at least this many records are moved out of the garbage collector's sight
+FREEZE_THRESHOLD = 200_000
 TRUTH_ENDPOINTS = LIST_ENDPOINTS + ("product_covers", "user_info", "user_contact")
 
 _KEY = attrgetter("key")
@@ -243,6 +244,7 @@ class Store:
         self._seq = itertools.count()
         self._dirty: list = []
         self._bulk = False
+        self.frozen = False
         now_day = ist_day_of(self.now)
         first_day = now_day - dt.timedelta(days=config.n_days)
         last_history_day = now_day - dt.timedelta(days=1)
@@ -330,8 +332,11 @@ class Store:
             self._bulk = False
             if gc_was_enabled:
                 gc.enable()
-            gc.collect()
-            gc.freeze()
+            if sum(len(c) for st in self.states for c in st.colls.values()) >= FREEZE_THRESHOLD:
+                # a big dataset lives as long as the process: keep the collector off it
+                gc.collect()
+                gc.freeze()
+                self.frozen = True
 
     def advance_to(self, target: int) -> None:
         """Move the clock to ``target`` (µs): generate the new days, apply every change due."""
@@ -547,29 +552,3 @@ class Store:
                 s.username: {name: len(coll) for name, coll in s.colls.items()}
                 for s in self.states
             }
-
-    def make_orphan_payment(self, state: MerchantState, amount: Decimal, created: int, rng) -> tuple[PaymentModel, str]:
-        """A successful, paid-out payment whose payout does not exist (an anomaly)."""
-        from . import catalog
-        from .models import PayoutModel
-
-        gen = state.gen
-        ghost_day = ist_day_of(created) + dt.timedelta(days=3)
-        ghost_id = f"MOJO{ghost_day.year % 10}{ghost_day.timetuple().tm_yday:03d}{state.ctx.index:03d}X{rng.randrange(10**8):08d}"
-        ghost = PayoutModel(ghost_id, min(self.now, created + 3 * 86400 * US), ghost_day, state.ctx)
-        gen._pay_seq += 1
-        gen._invoice_seq += 1
-        scrambled = (gen._pay_seq * 7919 + 104729) % 10**9
-        cday = ist_day_of(created)
-        p = PaymentModel(f"MOJO{cday.year % 10}{cday.timetuple().tm_yday:03d}R{state.ctx.index:02d}A{scrambled:09d}",
-                         created, state.ctx)
-        p.amount = amount
-        p.title = rng.choice(catalog.LINK_TITLES)
-        p.ptype = "api_rap"
-        p.buyer = gen.buyers.pick(rng)
-        p.instrument, p.billing, p.intl = "UPI", "UPI", False
-        p.resolved = created + 30 * US
-        p.status = True
-        p.invoice = gen._invoice_seq
-        p.payout = ghost
-        return p, ghost_id
