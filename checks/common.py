@@ -52,6 +52,7 @@ def money_expectations(
     non_negative: bool = False,
     not_null_why: str = "the API always sends this amount; null means it sent a non-number or the sync lost it",
     non_negative_why: str = "this amount cannot be negative in Instamojo's domain; a negative one corrupts every total",
+    non_negative_severity: Severity = "error",
 ) -> list[Expect]:
     """Exact decimal with at most two places; optionally never null and never negative."""
     out = [
@@ -73,8 +74,8 @@ def money_expectations(
     if non_negative:
         # min_value 0 reaches great-expectations as 0.0; comparing a Decimal with 0.0 is exact
         out.append(
-            Expect("ExpectColumnValuesToBeBetween", {"column": col, "min_value": 0}, "error", f"{col} ≥ 0",
-                   non_negative_why)
+            Expect("ExpectColumnValuesToBeBetween", {"column": col, "min_value": 0}, non_negative_severity,
+                   f"{col} ≥ 0", non_negative_why)
         )
     return out
 

@@ -40,9 +40,10 @@ _DOCS_ENTRIES = ("index.html", "validations", "expectations", "static")
 
 def all_suites() -> list[SuiteSpec]:
     """Every suite, raw tables first, then the marts."""
+    from checks.marts_suites import marts_suites
     from checks.raw_suites import raw_suites
 
-    return raw_suites()
+    return raw_suites() + marts_suites()
 
 
 def select_suites(specs: list[SuiteSpec], names: Iterable[str] | None) -> list[SuiteSpec]:
@@ -77,15 +78,7 @@ def run_checks(
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
     specs = select_suites(all_suites(), settings.suites)
-    ctx = PlanContext(
-        raw_schema=raw_schema,
-        marts_schema=marts_schema,
-        dialect=warehouse.dialect,
-        settings=settings,
-        now=settings.now or started,
-        tables=_discover(warehouse, raw_schema, marts_schema),
-    )
-    ctx.counter = lambda layer, table: _count(warehouse, ctx, layer, table)
+    ctx = _plan_context(warehouse, raw_schema, marts_schema, settings, started)
 
     gx = _import_gx()
     context = _make_context(gx, settings.docs_dir)
@@ -107,6 +100,34 @@ def run_checks(
         seconds=time.perf_counter() - t0,
         backend=warehouse.dialect,
     )
+
+
+def plan_checks(
+    warehouse: "Warehouse",
+    *,
+    raw_schema: str = "instamojo_raw",
+    marts_schema: str = "instamojo",
+    settings: CheckSettings = CheckSettings(),
+) -> list[tuple[SuiteSpec, SuitePlan]]:
+    """What `run_checks` would run on this warehouse, without running it (no great-expectations
+    import): each selected suite with its plan (its SQL and expectations, or why it is skipped).
+    For documentation and tests."""
+    started = dt.datetime.now(dt.timezone.utc)
+    ctx = _plan_context(warehouse, raw_schema, marts_schema, settings, started)
+    return [(spec, spec.plan(ctx)) for spec in select_suites(all_suites(), settings.suites)]
+
+
+def _plan_context(warehouse, raw_schema, marts_schema, settings: CheckSettings, started) -> PlanContext:
+    ctx = PlanContext(
+        raw_schema=raw_schema,
+        marts_schema=marts_schema,
+        dialect=warehouse.dialect,
+        settings=settings,
+        now=settings.now or started,
+        tables=_discover(warehouse, raw_schema, marts_schema),
+    )
+    ctx.scalar = lambda sql: warehouse.query(sql)[1][0][0]
+    return ctx
 
 
 # --- great-expectations ------------------------------------------------------------------------
@@ -179,8 +200,8 @@ def _run_suite(gx, context, warehouse, ctx: PlanContext, spec: SuiteSpec, run_na
         result.results.append(
             ExpectationResult(
                 suite=spec.name, table=qualified, expectation="table_exists",
-                what="the table exists", why=plan.missing, severity="error",
-                success=False, observed_value="missing",
+                what=plan.missing, why="a table the checks guard must exist", severity="error",
+                success=False,
             )
         )
         return result
@@ -407,11 +428,6 @@ def _discover(warehouse, raw_schema: str, marts_schema: str) -> dict:
         layer = "raw" if schema == raw_schema else "marts"
         tables.setdefault((layer, table), []).append(column)
     return tables
-
-
-def _count(warehouse, ctx: PlanContext, layer, table) -> int:
-    _, rows = warehouse.query(f"SELECT COUNT(*) FROM {ctx.qualified(layer, table)}")
-    return int(rows[0][0])
 
 
 def _read_frame(warehouse, sql: str):

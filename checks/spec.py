@@ -101,9 +101,8 @@ class PlanContext:
     now: dt.datetime
     # {(layer, table): [columns]} for every table that exists
     tables: dict[tuple[Layer, str], list[str]] = field(default_factory=dict)
-    # {(layer, table): row count}, filled lazily by `row_count`
-    counter: Callable[[Layer, str], int] | None = None
-    _counts: dict[tuple[Layer, str], int] = field(default_factory=dict)
+    # runs one SQL query returning a single value (e.g. a count the expectations compare to)
+    scalar: Callable[[str], Any] | None = None
 
     def schema(self, layer: Layer) -> str:
         return self.raw_schema if layer == "raw" else self.marts_schema
@@ -117,17 +116,6 @@ class PlanContext:
 
     def columns(self, layer: Layer, table: str) -> list[str]:
         return self.tables.get((layer, table), [])
-
-    def row_count(self, layer: Layer, table: str) -> int:
-        """Rows in an existing table (0 for a missing one)."""
-        if not self.exists(layer, table):
-            return 0
-        key = (layer, table)
-        if key not in self._counts:
-            if self.counter is None:
-                raise RuntimeError("PlanContext has no row counter")
-            self._counts[key] = self.counter(layer, table)
-        return self._counts[key]
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,17 @@ own that are dropped afterwards) with clean raw data, and a helper that runs the
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from checks import CheckReport, CheckSettings, run_checks
 from tests.checks.checkdata import load_raw
+from transforms import ReconciliationSettings, build_marts
 from transforms.warehouse import Warehouse
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -31,6 +34,11 @@ class Env:
         """Run statements; `{raw}` and `{marts}` stand for the schemas."""
         for s in statements:
             self.warehouse.execute(s.format(raw=self.raw, marts=self.marts))
+
+    def build(self) -> None:
+        """(Re)build the marts from the raw tables, as of NOW."""
+        build_marts(self.warehouse, raw_schema=self.raw, marts_schema=self.marts,
+                    settings=ReconciliationSettings(as_of=NOW))
 
     def check(self, **settings: Any) -> CheckReport:
         """Run the checks (no Data Docs, clock pinned to NOW unless told otherwise)."""
@@ -58,32 +66,49 @@ def _drop(env: Env) -> None:
     env.warehouse.close()
 
 
+def _clean(env: Env) -> Env:
+    load_raw(env.warehouse.connection, env.raw)
+    env.build()
+    return env
+
+
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_env(request):
-    """Clean raw data on DuckDB, then on Postgres."""
+    """Clean raw data and its marts on DuckDB, then on Postgres."""
     env = _duckdb_env() if request.param == "duckdb" else _postgres_env()
     try:
-        load_raw(env.warehouse.connection, env.raw)
+        yield _clean(env)
+    finally:
+        _drop(env)
+
+
+@pytest.fixture(scope="session")
+def _clean_duckdb_file(tmp_path_factory) -> Path:
+    """Clean raw data and its marts, built once, in a DuckDB file the `duck` fixture copies."""
+    path = tmp_path_factory.mktemp("checks") / "clean.duckdb"
+    env = Env(Warehouse.duckdb(str(path)), "instamojo_raw", "instamojo")
+    _clean(env)
+    env.warehouse.close()
+    return path
+
+
+@pytest.fixture
+def duck(_clean_duckdb_file, tmp_path) -> Env:
+    """Clean raw data and its marts on DuckDB (a private copy of a file built once)."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(_clean_duckdb_file, path)
+    env = Env(Warehouse.duckdb(str(path)), "instamojo_raw", "instamojo")
+    try:
         yield env
     finally:
         _drop(env)
 
 
 @pytest.fixture
-def duck() -> Env:
-    """Clean raw data on DuckDB (in memory)."""
-    env = _duckdb_env()
-    load_raw(env.warehouse.connection, env.raw)
-    yield env
-    _drop(env)
-
-
-@pytest.fixture
 def pg() -> Env:
-    """Clean raw data on Postgres, in schemas of its own."""
+    """Clean raw data and its marts on Postgres, in schemas of its own."""
     env = _postgres_env()
     try:
-        load_raw(env.warehouse.connection, env.raw)
-        yield env
+        yield _clean(env)
     finally:
         _drop(env)

@@ -5,7 +5,6 @@ settings."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import subprocess
 import sys
 from decimal import Decimal
@@ -141,11 +140,17 @@ def test_unknown_suite_name_is_an_error(duck):
         duck.check(suites=("raw.paymnts",))
 
 
-def test_suite_names_and_layers(duck):
+def test_suite_names_and_layers():
+    from checks.runner import all_suites, select_suites
+
     names = suite_names()
-    assert "raw.payments" in names and len(names) == len(set(names))
-    report = duck.check(suites=("raw",))
-    assert [s.name for s in report.suites] == [n for n in names if n.startswith("raw.")]
+    assert "raw.payments" in names and "marts.payout_reconciliation" in names
+    assert len(names) == len(set(names))
+    specs = all_suites()
+    assert [s.name for s in select_suites(specs, ["raw"])] == [n for n in names if n.startswith("raw.")]
+    assert [s.name for s in select_suites(specs, ["marts", "raw.orders"])] == (
+        ["raw.orders"] + [n for n in names if n.startswith("marts.")]
+    )
 
 
 # --- exact money -------------------------------------------------------------------------------
@@ -201,21 +206,38 @@ def test_data_docs_that_cannot_be_written_do_not_hide_the_verdicts(duck, tmp_pat
 # --- no network, cheap import ------------------------------------------------------------------
 
 
-def test_no_network_access(duck, tmp_path, monkeypatch):
-    attempts = []
-    original = socket.socket.connect
+NETWORK_GUARD = """
+import socket, sys
+attempts = []
+original = socket.socket.connect
+def guarded(self, address):
+    host = address[0] if isinstance(address, tuple) else address
+    if host not in ("127.0.0.1", "::1", "localhost") and not str(host).startswith("/"):
+        attempts.append(address)
+        raise OSError(f"test: network access to {address} refused")
+    return original(self, address)
+socket.socket.connect = guarded  # socket.create_connection and every HTTP client go through it
+from checks import CheckSettings, run_checks
+from transforms.warehouse import Warehouse
+report = run_checks(Warehouse.duckdb(sys.argv[1]), settings=CheckSettings(
+    docs_dir=sys.argv[2], suites=("raw.payments", "marts.payout_reconciliation")))
+assert report.ok, report.summary()
+assert report.docs_index is not None
+assert attempts == [], attempts
+print("no network")
+"""
 
-    def guarded(self, address):
-        host = address[0] if isinstance(address, tuple) else address
-        if host not in ("127.0.0.1", "::1", "localhost") and not str(host).startswith("/"):
-            attempts.append(address)
-            raise OSError(f"test: network access to {address} refused")
-        return original(self, address)
 
-    monkeypatch.setattr(socket.socket, "connect", guarded)
-    report = duck.check(docs_dir=tmp_path / "docs")
-    assert report.ok, report.summary()
-    assert attempts == []
+def test_no_network_access(duck, tmp_path):
+    """A fresh process (so great-expectations' import is covered too) runs checks and writes Data
+    Docs with every non-loopback connection refused and recorded: none is attempted."""
+    duck.warehouse.close()  # the file is the fixture's private copy: hand it to the subprocess
+    out = subprocess.run(
+        [sys.executable, "-c", NETWORK_GUARD, str(tmp_path / "warehouse.duckdb"), str(tmp_path / "docs")],
+        capture_output=True, text=True, cwd=Path(__file__).parents[2], timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("no network")
 
 
 def test_importing_checks_does_not_import_great_expectations():
