@@ -15,7 +15,8 @@ from pipelines.sync import MerchantResult, sync_merchant
 from tests.oauth_flow import obtain_tokens
 from transforms.warehouse import Warehouse
 
-POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+# trust auth ignores the password, but dlt requires one in its credentials
+POSTGRES_DSN = "postgresql://postgres:postgres@127.0.0.1:5432/test"
 
 
 def pipeline_settings(

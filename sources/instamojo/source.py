@@ -291,7 +291,8 @@ def instamojo_source(
         )
 
     # Shared between the payments listing and the payouts follow-up (see payout_payments).
-    payments_scan = {"full": False, "started": False}
+    payments_scan = {"started": False}
+    payments_granted = run.granted_scopes is None or s.PAYMENTS_ENDPOINT.scope in run.granted_scopes
 
     # -- single objects ----------------------------------------------------------------------------
 
@@ -313,7 +314,6 @@ def instamojo_source(
         with run.timer("payments"):
             endpoint = s.PAYMENTS_ENDPOINT
             threshold = created_at.start_value  # cursor − lookback; None on a first run
-            payments_scan["full"] = threshold is None
             payments_scan["started"] = True
             proof = NewestFirstProof("created_at")
 
@@ -355,14 +355,20 @@ def instamojo_source(
             state = dlt.current.resource_state().setdefault("followed_up", {})
             ids = payout_batch.column("id").to_pylist()
             times = payout_batch.column("paid_out_at").to_pylist()
-            # A full payments scan that has not started yet will see every current payout link, so
-            # following up payouts already paid out now would read their payments twice.
-            covered_by_scan = "payments" in wanted and payments_scan["full"] and not payments_scan["started"]
+            # A first run's payments listing reads every payment; if it has not started yet it will
+            # see every payout link that exists now, so reading the payments of the payouts listed
+            # so far would read them twice (the pipeline runs payouts before payments).
+            covered_by_scan = (
+                "payments" in wanted
+                and not payments_scan["started"]
+                and backfill_from is None
+                and _cursor_value("payments", "created_at") is None
+            )
             conv = converter(PAYMENTS, s.PAYMENTS_ENDPOINT.path + "?payout", ignored_fields=("failure",))
             for payout_id, paid_out in zip(ids, times):
                 if payout_id in state:
                     continue
-                if not covered_by_scan and "payments" in wanted:
+                if payments_granted and not covered_by_scan:
                     batches = Batches(conv, batch_rows)
                     for records in api.iter_pages(
                         s.PAYMENTS_ENDPOINT.path,
@@ -413,12 +419,19 @@ def instamojo_source(
         with run.timer("orders"):
             endpoint = s.ORDERS_ENDPOINT
             params = {"created_after": _iso(created_at.start_value)} if created_at.start_value else {}
+            batch: list[dict] = []
             try:
                 for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="orders", params=params):
                     # dlt's incremental compares Python values: the cursor must be a datetime
-                    yield _with_parsed_created_at(records, merchant)
+                    batch.extend(_with_parsed_created_at(records, merchant))
+                    if len(batch) >= batch_rows:
+                        yield batch
+                        batch = []
             except ScopeError as exc:
                 scope_guard("orders", exc)
+                return
+            if batch:
+                yield batch
 
     order_tables = OrderTables(converter, batch_rows)
 
@@ -509,6 +522,10 @@ class OrderTables:
 
     def __init__(self, converter: Any, batch_rows: int) -> None:
         endpoint = s.ORDERS_ENDPOINT.path
+        self.hints = {
+            t.name: dlt.mark.make_hints(table_name=t.name, **table_hints(t))
+            for t in (ORDERS, ORDER_PAYMENTS, ORDER_ITEMS, ORDER_ITEM_VARIANTS)
+        }
         self.orders = converter(ORDERS, endpoint, ignored_fields=("payments", "items"))
         self.payments = converter(ORDER_PAYMENTS, endpoint, id_field="order_id")
         self.items = converter(ORDER_ITEMS, endpoint, id_field="order_id", ignored_fields=("variants",))
@@ -538,11 +555,7 @@ class OrderTables:
                 # Every table, orders included, as its own "table variant" with its own hints:
                 # hints set on the resource itself would leak into the variants (dlt copies the
                 # resource's columns into each variant).
-                yield dlt.mark.with_hints(
-                    conv.convert(rows),
-                    dlt.mark.make_hints(table_name=table.name, **table_hints(table)),
-                    create_table_variant=True,
-                )
+                yield dlt.mark.with_hints(conv.convert(rows), self.hints[table.name], create_table_variant=True)
 
 
 def _flatten_payments(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
