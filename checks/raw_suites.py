@@ -298,7 +298,13 @@ def plan_raw(ctx: PlanContext, table: Table) -> SuitePlan:
             skipped.append("freshness: off (settings.freshness_max_age is None)")
         else:
             cutoff = ctx.now - max_age
-            derived.append((f"MAX({rules.freshness}) OVER (PARTITION BY t.merchant)", "merchant_newest_at"))
+            # set on one row per merchant (its newest), NULL elsewhere: the unexpected rows are
+            # then the stale merchants themselves, however many rows each has
+            derived.append((
+                f"CASE WHEN ROW_NUMBER() OVER (PARTITION BY t.merchant ORDER BY {rules.freshness} DESC NULLS LAST, "
+                f"t.{quote(index[-1])}) = 1 THEN MAX({rules.freshness}) OVER (PARTITION BY t.merchant) END",
+                "merchant_newest_at",
+            ))
             expects.append(
                 Expect(
                     "ExpectColumnValuesToBeBetween",

@@ -55,7 +55,7 @@ class ExpectationResult:
         if self.unexpected_count is not None:
             of = f" of {self.element_count}" if self.element_count is not None else ""
             parts.append(f"{self.unexpected_count}{of} rows")
-        elif self.observed_value is not None:
+        elif self.observed_value is not None and not self.offending:
             parts.append(f"observed {self.observed_value}")
         if self.offending:
             parts.append("e.g. " + ", ".join(self.offending))
