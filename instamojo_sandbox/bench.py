@@ -38,6 +38,16 @@ def _rss_mb(pid: int) -> tuple[float, float]:
     return values.get("VmRSS", float("nan")), values.get("VmHWM", float("nan"))
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far, from /proc (Linux); NaN elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_sandbox(payments: int, page_size: int, seed: int, extra: list[str]) -> tuple[subprocess.Popen, str, float]:
     """Start ``python -m instamojo_sandbox`` on a free port; returns (process, base URL,
     generation seconds as the sandbox reports it)."""
@@ -95,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         merchant = "priya_handlooms"
         tokens = obtain_tokens(base_url, DEMO_APP.client_id, DEMO_APP.client_secret, DEMO_APP.redirect_uris[0],
                                merchant, scopes=["payments:read"])
+        cpu_before, client_before = _cpu_seconds(proc.pid), time.process_time()
         rows, pages, seconds = read_all(base_url, tokens["access_token"])
+        server_cpu, client_cpu = _cpu_seconds(proc.pid) - cpu_before, time.process_time() - client_before
         rss_end, rss_peak = _rss_mb(proc.pid)
     finally:
         proc.terminate()
@@ -106,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sandbox bench: {rows:,} payments, {pages:,} pages of {args.page_size}, cpus={os.cpu_count()}")
     print(f"  generation       {generation:8.2f} s   (process ready after {ready:.2f} s)")
     print(f"  read all pages   {seconds:8.2f} s   {rows / seconds:,.0f} rows/s   {pages / seconds:,.0f} pages/s")
+    print(f"  CPU per page     {server_cpu / pages * 1000:8.2f} ms sandbox, {client_cpu / pages * 1000:.2f} ms client "
+          f"(the sandbox alone would serve {rows / server_cpu:,.0f} rows/s per core)")
     print(f"  sandbox RSS      {rss_start:8.0f} MiB after generation, {rss_end:.0f} MiB after serving, "
           f"peak {rss_peak:.0f} MiB")
     if rows != args.payments:

@@ -20,6 +20,8 @@ from .timeutil import iso
 ORDER_PAYMENT_STATUS = {True: "Success", False: "Failed", None: "Pending"}
 
 _JS: dict[str, str] = {}
+_LITERAL = {True: "true", False: "false", None: "null"}
+_INSTRUMENT_JSON: dict[tuple[str, str], str] = {}
 
 
 def js(value) -> str:
@@ -61,12 +63,15 @@ class MerchantCtx:
     orders_url: str = field(init=False)
     #: the JSON string literal of payments_url without its closing quote (ids are appended)
     payments_url_json_open: str = field(init=False)
+    #: seller_url as a JSON string literal
+    seller_json: str = field(init=False)
 
     def __post_init__(self) -> None:
         b = self.base_url
         self.seller_url = f"{b}/v2/users/{self.account_id}/"
         self.payments_url = f"{b}/v2/payments/"
         self.payments_url_json_open = orjson.dumps(self.payments_url).decode()[:-1]
+        self.seller_json = orjson.dumps(self.seller_url).decode()
         self.payouts_url = f"{b}/v2/payouts/"
         self.products_url = f"{b}/v2/products/"
         self.orders_url = f"{b}/v2/orders/"
@@ -236,7 +241,7 @@ class PaymentModel(Model):
         payout_id = None
         payout = self.payout
         if payout is not None and payout.key <= now:
-            payout_json, payout_id = js(payout.url), payout.id
+            payout_json, payout_id = payout.url_json, payout.id
             if payout.key > updated:
                 updated = payout.key
         cases = "[]"
@@ -255,13 +260,17 @@ class PaymentModel(Model):
             failure = "null" if status is None else orjson.dumps(
                 {"reason": self.failure[0], "message": self.failure[1]}).decode()
         product = self.product
+        instrument = _INSTRUMENT_JSON.get((self.instrument, self.billing))
+        if instrument is None:
+            instrument = _INSTRUMENT_JSON[(self.instrument, self.billing)] = (
+                f'"instrument_type":{js(self.instrument)},"billing_instrument":{js(self.billing)}')
         text = (
             f'{{"id":"{self.id}","title":{js(self.title)},"payment_type":{js(self.ptype)},'
-            f'"status":{js(status)},"link":{js(self.link)},'
-            f'"product":{"null" if product is None else js(product.url)},"seller":{js(m.seller_url)},'
+            f'"status":{_LITERAL[status]},"link":{js(self.link)},'
+            f'"product":{"null" if product is None else product.url_json},"seller":{m.seller_json},'
             f'"currency":"INR","amount":"{self.amount}",{self.buyer.pii_json},"payout":{payout_json},'
-            f'"fees":"{fees}","total_taxes":"{taxes}","cases":{cases},"instrument_type":{js(self.instrument)},'
-            f'"billing_instrument":{js(self.billing)},"failure":{failure},"created_at":"{iso(self.key)}",'
+            f'"fees":"{fees}","total_taxes":"{taxes}","cases":{cases},{instrument},'
+            f'"failure":{failure},"created_at":"{iso(self.key)}",'
             f'"updated_at":"{iso(updated)}","tax_invoice_id":{invoice},'
             f'"resource_uri":{m.payments_url_json_open}{self.id}/"}}'
         )
@@ -291,7 +300,7 @@ class PayoutModel(Model):
     releases and refunds)."""
 
     __slots__ = (
-        "id", "key", "m", "url", "day", "sales", "fee", "tax", "held", "reversed", "refunded",
+        "id", "key", "m", "url", "url_json", "day", "sales", "fee", "tax", "held", "reversed", "refunded",
         "affiliate", "partner", "shipping", "paid", "payout_type",
         "settled_ids", "held_ids", "released_ids", "held_refunded_ids", "refunded_ids",
     )
@@ -303,6 +312,7 @@ class PayoutModel(Model):
         self.day = day
         self.m = m
         self.url = f"{m.payouts_url}{pid}/"
+        self.url_json = orjson.dumps(self.url).decode()
         self.rec = None
         self.dirty = False
         self.sales = self.fee = self.tax = self.held = self.reversed = self.refunded = ZERO
@@ -355,7 +365,7 @@ class ProductModel(Model):
     """A product: moderation, archiving and purchases over time; its covers."""
 
     __slots__ = (
-        "slug", "key", "m", "url", "title", "description", "base_price", "min_price", "max_price",
+        "slug", "key", "m", "url", "url_json", "title", "description", "base_price", "min_price", "max_price",
         "pwyw", "limit_quantity", "discount_public", "requires_shipping", "ships_within_days",
         "start_date", "end_date", "venue", "timezone", "custom_note", "live_at", "archived_at",
         "purchases", "covers", "variants", "kind_of",
@@ -367,6 +377,7 @@ class ProductModel(Model):
         self.key = created
         self.m = m
         self.url = f"{m.products_url}{slug}/"
+        self.url_json = orjson.dumps(self.url).decode()
         self.rec = None
         self.dirty = False
         self.purchases: list[tuple[int, int]] = []
