@@ -7,6 +7,7 @@ failed; 2 configuration or usage problem; 3 another sync is running.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -79,15 +80,16 @@ def progress_collector(mode: str) -> Any:
 # -- steps shared by sync, transform, check and demo ---------------------------------------------
 
 
-def run_transform_step(settings: Settings) -> tuple[bool, list[str]]:
-    """Rebuild the marts through the destination connection; returns (ok, summary lines)."""
+def run_transform_step(settings: Settings, **overrides: Any) -> tuple[bool, list[str]]:
+    """Rebuild the marts through the destination connection; returns (ok, summary lines).
+    `overrides` replace `[transforms]` settings (e.g. the demo's `as_of`)."""
     from transforms import ReconciliationSettings, build_marts
 
     from .warehouse import open_warehouse
 
     started = time.perf_counter()
     try:
-        recon = ReconciliationSettings.from_mapping(dlt.config.get("transforms") or {})
+        recon = dataclasses.replace(ReconciliationSettings.from_dlt_config(), **overrides)
         with open_warehouse(settings) as warehouse:
             report = build_marts(warehouse, raw_schema=settings.raw_dataset, marts_schema=settings.marts_dataset,
                                  settings=recon)

@@ -14,6 +14,7 @@ import math
 import threading
 import time
 from collections import Counter, deque
+from dataclasses import dataclass
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -27,6 +28,14 @@ from .errors import ApiError, AuthError, ScopeError
 
 # Called with each page's records (in page order); True stops the listing after that page.
 StopRule = Callable[[list[dict[str, Any]]], bool]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list endpoint: its records (parsed) and its raw body (for Arrow's parser)."""
+
+    records: list[dict[str, Any]]
+    body: bytes
 
 
 class RateLimiter:
@@ -73,6 +82,9 @@ class ApiClient:
 
     def get_json(self, url: str, *, endpoint: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """GET `url` and parse its JSON object; errors name the merchant and endpoint."""
+        return self._get(url, endpoint=endpoint, params=params)[0]
+
+    def _get(self, url: str, *, endpoint: str, params: dict[str, Any] | None = None) -> tuple[dict[str, Any], bytes]:
         if self._limiter:
             self._limiter.wait()
         with self._count_lock:
@@ -101,7 +113,7 @@ class ApiClient:
         if not isinstance(doc, dict):
             raise ApiError(f"expected a JSON object from {_describe(resp.url)}, got {type(doc).__name__}",
                            merchant=self.merchant, endpoint=endpoint)
-        return doc
+        return doc, resp.content
 
     def _status_error(self, resp: requests.Response | None, endpoint: str) -> Exception:
         status = resp.status_code if resp is not None else None
@@ -142,8 +154,8 @@ class ApiClient:
         envelope_key: str,
         params: dict[str, Any] | None = None,
         stop: StopRule | None = None,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Yield each page's records of a list endpoint, in page order.
+    ) -> Iterator[Page]:
+        """Yield each page of a list endpoint, in page order.
 
         The first page is fetched alone (a listing with nothing new costs one request). After it,
         when the envelope's `count` is known and `next` is a page-number link, the remaining pages
@@ -151,9 +163,9 @@ class ApiClient:
         only `page`; otherwise, and for any tail that appeared while listing, `next` links are
         followed exactly as given. `stop` may end the listing after any page.
         """
-        first = self.get_json(self.url(path), endpoint=endpoint, params=params)
+        first, body = self._get(self.url(path), endpoint=endpoint, params=params)
         records = self._records(first, envelope_key, endpoint)
-        yield records
+        yield Page(records, body)
         if stop is not None and stop(records):
             return
         next_url = first.get("next")
@@ -165,42 +177,42 @@ class ApiClient:
             # A listing that may stop early starts one page at a time and widens as it goes on,
             # so stopping wastes few requests; a full listing starts at full width.
             window = 1 if stop is not None else self.page_concurrency * 2
-            for doc in self._fetch_in_order(page_urls, endpoint, window):
+            for doc, body in self._fetch_in_order(page_urls, endpoint, window):
                 records = self._records(doc, envelope_key, endpoint)
-                yield records
+                yield Page(records, body)
                 if stop is not None and stop(records):
                     return
                 last = doc
             next_url = last.get("next") if last else None
         while next_url:
-            doc = self.get_json(next_url, endpoint=endpoint)
+            doc, body = self._get(next_url, endpoint=endpoint)
             records = self._records(doc, envelope_key, endpoint)
-            yield records
+            yield Page(records, body)
             if stop is not None and stop(records):
                 return
             next_url = doc.get("next")
 
-    def _fetch_in_order(self, urls: list[str], endpoint: str, window: int) -> Iterator[dict[str, Any]]:
+    def _fetch_in_order(self, urls: list[str], endpoint: str, window: int) -> Iterator[tuple[dict[str, Any], bytes]]:
         """Fetch `urls` with a bounded window of parallel requests, yielding in order; the window
         doubles after each page up to twice the concurrency (pages waiting while one is parsed)."""
         max_window = self.page_concurrency * 2
         pool = ThreadPoolExecutor(self.page_concurrency, thread_name_prefix=f"instamojo-{self.merchant}")
-        pending: deque[Future[dict[str, Any]]] = deque()
+        pending: deque[Future[tuple[dict[str, Any], bytes]]] = deque()
         todo = iter(urls)
         try:
             for url in todo:
-                pending.append(pool.submit(self.get_json, url, endpoint=endpoint))
+                pending.append(pool.submit(self._get, url, endpoint=endpoint))
                 if len(pending) >= window:
                     break
             while pending:
-                doc = pending.popleft().result()
+                page = pending.popleft().result()
                 window = min(max_window, window * 2)
                 while len(pending) < window:
                     url = next(todo, None)
                     if url is None:
                         break
-                    pending.append(pool.submit(self.get_json, url, endpoint=endpoint))
-                yield doc
+                    pending.append(pool.submit(self._get, url, endpoint=endpoint))
+                yield page
         finally:
             # stopping early (or an error): drop what has not started, wait for what has
             pool.shutdown(wait=True, cancel_futures=True)

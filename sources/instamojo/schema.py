@@ -167,8 +167,9 @@ PAYMENTS = Table(
         Column("cases", "json"),
         Column("instrument_type"),
         Column("billing_instrument"),
-        Column("failure_reason"),
-        Column("failure_message"),
+        # `failure` is {"reason", "message"} (or a bare reason string, see convert.py)
+        Column("failure_reason", source="failure.reason"),
+        Column("failure_message", source="failure.message"),
         Column("created_at", "timestamp"),
         Column("updated_at", "timestamp"),
         Column("tax_invoice_id"),

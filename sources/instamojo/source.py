@@ -33,13 +33,14 @@ from typing import Any, Iterator, Optional, Sequence
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.typing import TSecretStrValue
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.requests import Client
 
 from . import settings as s
 from .auth import ClientCredentials, MerchantAuth
-from .client import ApiClient
+from .client import ApiClient, Page
 from .convert import ArrowConverter, ConversionNotes
 from .errors import AuthError, ScopeError, register_secret
 from .schema import (
@@ -149,23 +150,28 @@ class NewestFirstProof:
 
 
 class Batches:
-    """Gathers records page by page and converts them to Arrow tables of about `rows` rows, so
-    dlt sees few large items (per-item overhead dominates with one small table per page)."""
+    """Gathers pages and converts them to one Arrow table per about `rows` records, so dlt sees
+    few large items (per-item overhead dominates with one small table per page). Only the raw
+    page bodies are kept until then: memory stays bounded by the batch, whatever the history."""
 
-    def __init__(self, converter: ArrowConverter, rows: int) -> None:
+    def __init__(self, converter: ArrowConverter, rows: int, envelope_key: str) -> None:
         self.converter = converter
         self.rows = rows
-        self._pending: list[dict[str, Any]] = []
+        self.envelope_key = envelope_key
+        self._bodies: list[bytes] = []
+        self._count = 0
 
-    def add(self, records: list[dict[str, Any]]) -> Iterator[pa.Table]:
-        self._pending.extend(records)
-        if len(self._pending) >= self.rows:
+    def add(self, page: Page) -> Iterator[pa.Table]:
+        if page.records:
+            self._bodies.append(page.body)
+            self._count += len(page.records)
+        if self._count >= self.rows:
             yield from self.flush()
 
     def flush(self) -> Iterator[pa.Table]:
-        if self._pending:
-            records, self._pending = self._pending, []
-            yield self.converter.convert(records)
+        if self._bodies:
+            bodies, self._bodies, self._count = self._bodies, [], 0
+            yield self.converter.convert_pages(bodies, self.envelope_key)
 
 
 @dlt.source(name="instamojo", section="instamojo", max_table_nesting=0)
@@ -321,10 +327,10 @@ def instamojo_source(
                 holds, newest = proof.observe(records)
                 return holds and threshold is not None and newest is not None and newest < threshold
 
-            batches = Batches(converter(PAYMENTS, endpoint.path, ignored_fields=("failure",)), batch_rows)
+            batches = Batches(converter(PAYMENTS, endpoint.path), batch_rows, "payments")
             try:
-                for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payments", stop=stop):
-                    yield from batches.add(_flatten_payments(records))
+                for page in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payments", stop=stop):
+                    yield from batches.add(page)
             except ScopeError as exc:
                 scope_guard("payments", exc)
                 return
@@ -340,10 +346,10 @@ def instamojo_source(
             params = {}
             if paid_out_at.start_value is not None:
                 params["start_time"] = _iso(paid_out_at.start_value)
-            batches = Batches(converter(PAYOUTS, endpoint.path), batch_rows)
+            batches = Batches(converter(PAYOUTS, endpoint.path), batch_rows, "payouts")
             try:
-                for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payouts", params=params):
-                    yield from batches.add(records)
+                for page in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payouts", params=params):
+                    yield from batches.add(page)
             except ScopeError as exc:
                 scope_guard("payouts", exc)
                 return
@@ -364,21 +370,20 @@ def instamojo_source(
                 and backfill_from is None
                 and _cursor_value("payments", "created_at") is None
             )
-            conv = converter(PAYMENTS, s.PAYMENTS_ENDPOINT.path + "?payout", ignored_fields=("failure",))
+            batches = Batches(converter(PAYMENTS, s.PAYMENTS_ENDPOINT.path + "?payout"), batch_rows, "payments")
             for payout_id, paid_out in zip(ids, times):
                 if payout_id in state:
                     continue
                 if payments_granted and not covered_by_scan:
-                    batches = Batches(conv, batch_rows)
-                    for records in api.iter_pages(
+                    for page in api.iter_pages(
                         s.PAYMENTS_ENDPOINT.path,
                         endpoint=s.PAYMENTS_ENDPOINT.path + "?payout",
                         envelope_key="payments",
                         params={"payout": payout_id},
                     ):
-                        yield from batches.add(_flatten_payments(records))
-                    yield from batches.flush()
+                        yield from batches.add(page)
                 state[payout_id] = _iso(paid_out) if paid_out else ""
+            yield from batches.flush()
             _prune(state, keep_days=payouts_lookback_days + 2)
 
     # -- products and their covers -----------------------------------------------------------------
@@ -387,10 +392,10 @@ def instamojo_source(
         with run.timer("products"):
             endpoint = s.PRODUCTS_ENDPOINT
             params = {"created_after": _iso(created_at.start_value)} if created_at.start_value else {}
-            batches = Batches(converter(PRODUCTS, endpoint.path, id_field="slug"), batch_rows)
+            batches = Batches(converter(PRODUCTS, endpoint.path, id_field="slug"), batch_rows, "products")
             try:
-                for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="products", params=params):
-                    yield from batches.add(records)
+                for page in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="products", params=params):
+                    yield from batches.add(page)
             except ScopeError as exc:
                 scope_guard("products", exc)
                 return
@@ -401,42 +406,41 @@ def instamojo_source(
         with run.timer("products"):
             state = dlt.current.resource_state().setdefault("covers_read", {})
             endpoint = s.COVERS_ENDPOINT.path
-            conv = converter(PRODUCT_COVERS, endpoint)
-            for slug, created in zip(product_batch.column("slug").to_pylist(), product_batch.column("created_at").to_pylist()):
+            conv = converter(PRODUCT_COVERS, endpoint, derived=("product_slug",))
+            slugs = product_batch.column("slug").to_pylist()
+            created_at = product_batch.column("created_at").to_pylist()
+            for slug, created in zip(slugs, created_at):
                 if slug in state:
                     continue
-                covers: list[dict[str, Any]] = []
-                for records in api.iter_pages(endpoint.format(slug=slug), endpoint=endpoint, envelope_key="covers"):
-                    covers.extend({**c, "product_slug": slug} for c in records)
-                if covers:
-                    yield conv.convert(covers)
+                for page in api.iter_pages(endpoint.format(slug=slug), endpoint=endpoint, envelope_key="covers"):
+                    if page.records:
+                        raw = conv.raw_from_dicts(page.records)
+                        raw = raw.append_column("product_slug", pa.array([slug] * raw.num_rows))
+                        yield conv.typed(raw, json_as_text=True)
                 state[slug] = _iso(created) if created else ""
             _prune(state, keep_days=products_lookback_days + 2)
 
     # -- orders and their nested payments, items and variants --------------------------------------
 
-    def orders_listing(created_at: dlt.sources.incremental = cursor("created_at", orders_lookback_days)) -> Iterator[list[dict]]:
+    order_tables = OrderTables(converter)
+
+    def orders_listing(created_at: dlt.sources.incremental = cursor("created_at", orders_lookback_days)) -> Iterator[pa.Table]:
+        """Orders as Arrow, their nested lists still inside (the incremental filters whole orders)."""
         with run.timer("orders"):
             endpoint = s.ORDERS_ENDPOINT
             params = {"created_after": _iso(created_at.start_value)} if created_at.start_value else {}
-            batch: list[dict] = []
+            batches = Batches(order_tables.orders, batch_rows, "orders")
             try:
-                for records in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="orders", params=params):
-                    # dlt's incremental compares Python values: the cursor must be a datetime
-                    batch.extend(_with_parsed_created_at(records, merchant))
-                    if len(batch) >= batch_rows:
-                        yield batch
-                        batch = []
+                for page in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="orders", params=params):
+                    yield from batches.add(page)
             except ScopeError as exc:
                 scope_guard("orders", exc)
                 return
-            if batch:
-                yield batch
+            yield from batches.flush()
 
-    order_tables = OrderTables(converter, batch_rows)
-
-    def orders(batch: list[dict]) -> Iterator[Any]:
-        yield from order_tables.convert(batch)
+    def orders(batch: pa.Table) -> Iterator[Any]:
+        with run.timer("orders"):
+            yield from order_tables.split(batch)
 
     def pending_orders() -> Iterator[Any]:
         """Catch orders that stop being pending (paid later), which neither the created_at cursor
@@ -456,27 +460,31 @@ def instamojo_source(
             still_pending: dict[str, str] = {}
             try:
                 params = {"pending": "1", **({"created_after": _iso(since)} if since else {})}
-                for records in api.iter_pages(endpoint.path, endpoint=endpoint.path + "?pending",
-                                              envelope_key="orders", params=params):
-                    records = _with_parsed_created_at(records, merchant)
-                    still_pending.update((r["id"], _iso(r["created_at"])) for r in records)
-                    yield from order_tables.convert(records)
+                batches = Batches(order_tables.orders, batch_rows, "orders")
+                for page in api.iter_pages(endpoint.path, endpoint=endpoint.path + "?pending",
+                                           envelope_key="orders", params=params):
+                    still_pending.update((r.get("id"), str(r.get("created_at"))) for r in page.records)
+                    for table in batches.add(page):
+                        yield from order_tables.split(table)
+                for table in batches.flush():
+                    yield from order_tables.split(table)
                 for order_id, created in list(watch.items()):
                     if order_id in still_pending:
                         continue
                     moment = _parse_ts(created)
                     around = {"created_after": _iso(moment - timedelta(milliseconds=1)),
                               "created_before": _iso(moment + timedelta(milliseconds=1))}
-                    for records in api.iter_pages(endpoint.path, endpoint=endpoint.path + "?pending",
-                                                  envelope_key="orders", params=around):
-                        changed = [r for r in records if r.get("id") == order_id]
-                        yield from order_tables.convert(_with_parsed_created_at(changed, merchant))
+                    for page in api.iter_pages(endpoint.path, endpoint=endpoint.path + "?pending",
+                                               envelope_key="orders", params=around):
+                        changed = [r for r in page.records if r.get("id") == order_id]
+                        if changed:
+                            yield from order_tables.split(order_tables.orders.convert(changed))
             except ScopeError as exc:
                 scope_guard("orders", exc)
                 return
             watch.clear()
             horizon = _iso(since) if since else ""
-            watch.update({k: v for k, v in still_pending.items() if v >= horizon})
+            watch.update({k: v for k, v in still_pending.items() if _iso(_parse_ts(v)) >= horizon})
 
     # -- assembling --------------------------------------------------------------------------------
 
@@ -516,77 +524,68 @@ def instamojo_source(
 
 
 class OrderTables:
-    """Orders pages → Arrow tables for `orders` and its child tables (nested payments, items,
-    and item variants), each sent to its table with its own keys. Child rows are replaced per
-    order (merge key merchant + order_id), so an order's lists always match the API's latest."""
+    """Orders → Arrow tables for `orders` and its child tables (nested payments, items, and item
+    variants), each sent to its table with its own keys. Child rows are replaced per order (merge
+    key merchant + order_id), so an order's lists always match the API's latest."""
 
-    def __init__(self, converter: Any, batch_rows: int) -> None:
+    def __init__(self, converter: Any) -> None:
         endpoint = s.ORDERS_ENDPOINT.path
+        self.variants = converter(ORDER_ITEM_VARIANTS, endpoint, id_field="order_id",
+                                  derived=("order_id", "item_index", "variant_index"))
+        self.items = converter(ORDER_ITEMS, endpoint, id_field="order_id", derived=("order_id", "item_index"),
+                               nested={"variants": pa.list_(pa.struct(list(self.variants.record_schema)))})
+        self.payments = converter(ORDER_PAYMENTS, endpoint, id_field="order_id", derived=("order_id",))
+        self.orders = converter(ORDERS, endpoint, nested={
+            "payments": pa.list_(pa.struct(list(self.payments.record_schema))),
+            "items": pa.list_(pa.struct(list(self.items.record_schema))),
+        })
         self.hints = {
             t.name: dlt.mark.make_hints(table_name=t.name, **table_hints(t))
             for t in (ORDERS, ORDER_PAYMENTS, ORDER_ITEMS, ORDER_ITEM_VARIANTS)
         }
-        self.orders = converter(ORDERS, endpoint, ignored_fields=("payments", "items"))
-        self.payments = converter(ORDER_PAYMENTS, endpoint, id_field="order_id")
-        self.items = converter(ORDER_ITEMS, endpoint, id_field="order_id", ignored_fields=("variants",))
-        self.variants = converter(ORDER_ITEM_VARIANTS, endpoint, id_field="order_id")
 
-    def convert(self, orders: list[dict[str, Any]]) -> Iterator[Any]:
-        if not orders:
+    def split(self, orders: pa.Table) -> Iterator[Any]:
+        """The four tables of a batch of converted orders (nested lists still inside)."""
+        if orders.num_rows == 0:
             return
-        payments: list[dict] = []
-        items: list[dict] = []
-        variants: list[dict] = []
-        for order in orders:
-            order_id = order.get("id")
-            for p in order.get("payments") or ():
-                payments.append({**p, "order_id": order_id})
-            for i, item in enumerate(order.get("items") or ()):
-                items.append({**item, "order_id": order_id, "item_index": i})
-                for j, v in enumerate(item.get("variants") or ()):
-                    variants.append({**v, "order_id": order_id, "item_index": i, "variant_index": j})
-        for table, rows, conv in (
-            (ORDERS, orders, self.orders),
-            (ORDER_PAYMENTS, payments, self.payments),
-            (ORDER_ITEMS, items, self.items),
-            (ORDER_ITEM_VARIANTS, variants, self.variants),
-        ):
-            if rows:
-                # Every table, orders included, as its own "table variant" with its own hints:
-                # hints set on the resource itself would leak into the variants (dlt copies the
-                # resource's columns into each variant).
-                yield dlt.mark.with_hints(conv.convert(rows), self.hints[table.name], create_table_variant=True)
+        ids = orders.column("id")
+        payments, _, _ = _explode(orders.column("payments"), ids)
+        items, item_order, item_index = _explode(orders.column("items"), ids)
+        tables: list[tuple[Table, pa.Table]] = [(ORDERS, orders.drop_columns(["payments", "items"]))]
+        if payments is not None:
+            tables.append((ORDER_PAYMENTS, self.payments.typed(payments)))
+        if items is not None:
+            items_typed = self.items.typed(items.append_column("item_index", item_index))
+            variants, v_order, v_item = _explode(items_typed.column("variants"), item_order, item_index)
+            tables.append((ORDER_ITEMS, items_typed.drop_columns(["variants"])))
+            if variants is not None:
+                variants = variants.append_column("item_index", v_item)
+                tables.append((ORDER_ITEM_VARIANTS, self.variants.typed(variants)))
+        for table, data in tables:
+            # Every table, orders included, as its own "table variant" with its own hints: hints
+            # set on the resource itself would leak into the variants (dlt copies the resource's
+            # columns into each variant).
+            yield dlt.mark.with_hints(data, self.hints[table.name], create_table_variant=True)
 
 
-def _flatten_payments(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`failure` is null, a reason string, or {"reason", "message"}: flatten it into two fields."""
-    for r in records:
-        failure = r.get("failure")
-        if failure is None:
-            continue
-        if isinstance(failure, dict):
-            r["failure_reason"] = failure.get("reason")
-            r["failure_message"] = failure.get("message")
-        else:
-            r["failure_reason"] = str(failure)
-    return records
+def _explode(lists: pa.ChunkedArray, parent_ids: Any, parent_index: Any = None) -> tuple[pa.Table | None, Any, Any]:
+    """Rows of a list<struct> column as a table with the parent's id (`order_id`) and each row's
+    position in its list; returns (table, parent id per row, position per row)."""
+    import numpy as np
 
-
-def _with_parsed_created_at(records: list[dict[str, Any]], merchant: str) -> list[dict[str, Any]]:
-    from .errors import RecordError
-
-    for r in records:
-        try:
-            r["created_at"] = _parse_ts(r.get("created_at"))
-        except (TypeError, ValueError):
-            raise RecordError(
-                f"{r.get('created_at')!r} is not an ISO-8601 timestamp",
-                merchant=merchant,
-                endpoint=s.ORDERS_ENDPOINT.path,
-                record_id=r.get("id"),
-                field="created_at",
-            ) from None
-    return records
+    arr = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+    flat = pc.list_flatten(arr)
+    if len(flat) == 0:
+        return None, None, None
+    parents = pc.list_parent_indices(arr).to_numpy()
+    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy()
+    starts = np.cumsum(lengths) - lengths
+    position = pa.array(np.arange(len(flat)) - starts[parents], pa.int64())
+    owner = pc.take(parent_ids, pa.array(parents))
+    table = pa.Table.from_struct_array(flat).append_column("order_id", owner)
+    if parent_index is not None:  # variants: also the item they belong to
+        return table.append_column("variant_index", position), owner, pc.take(parent_index, pa.array(parents))
+    return table, owner, position
 
 
 def _cursor_value(resource: str, cursor_path: str) -> Any:

@@ -184,3 +184,76 @@ class TestSyncLock:
             holder.wait()
         with SyncLock(path):  # the kernel released the dead holder's lock
             pass
+
+
+class TestFastAndRobustParsersAgree:
+    """Pages parsed by Arrow's JSON reader and records parsed into dicts give the same table."""
+
+    @staticmethod
+    def pages(records, size=2):
+        import orjson
+
+        return [orjson.dumps({"count": len(records), "next": None, "payments": records[i:i + size]})
+                for i in range(0, len(records), size)]
+
+    def test_same_table_from_pages_and_from_dicts(self):
+        records = [
+            payment(),
+            payment(id="M2", status=None, payout="https://x/v2/payouts/P9/", cases=["https://x/v2/cases/1/"]),
+            payment(id="M3", status=False, failure={"reason": "AUTHENTICATION_FAILED", "message": "3DS failed"}),
+            payment(id="M4", amount="N/A"),
+            payment(id="M5", emi_tenure=6),
+        ]
+        fast_conv, robust_conv = converter(), converter()
+        fast = fast_conv.convert_pages(self.pages(records), "payments")
+        robust = robust_conv.convert(records)
+        assert fast_conv.notes.fallback_batches == 0
+        assert fast.drop_columns(["_synced_at"]).to_pylist() == robust.drop_columns(["_synced_at"]).to_pylist()
+        assert fast.column("failure_reason").to_pylist()[2] == "AUTHENTICATION_FAILED"
+        assert fast.column("cases").to_pylist()[:2] == ["[]", '["https://x/v2/cases/1/"]']
+        assert fast.column("emi_tenure").to_pylist() == [None] * 4 + ["6"]
+
+    def test_unexpected_json_types_fall_back_to_the_robust_parser(self):
+        records = [payment(), payment(id="M2", amount=12.5, failure="GATEWAY_TIMEOUT", title=7)]
+        conv = converter()
+        table = conv.convert_pages(self.pages(records), "payments")
+        assert conv.notes.fallback_batches == 1
+        assert table.column("amount").to_pylist() == [Decimal("1000.00"), Decimal("12.50")]
+        assert table.column("failure_reason").to_pylist() == [None, "GATEWAY_TIMEOUT"]
+        assert table.column("title").to_pylist() == ["t", "7"]
+
+
+def test_orders_split_into_child_tables_with_positions():
+    import orjson
+
+    from sources.instamojo.source import OrderTables
+
+    def conv(table, endpoint, **kw):
+        return ArrowConverter(table, merchant="acme", endpoint=endpoint, synced_at=SYNCED, **kw)
+
+    tables = OrderTables(conv)
+    order = {
+        "id": "o1", "created_at": "2026-01-01T00:00:00Z", "amount": "700.00", "order_status": "Fully Paid",
+        "payments": [{"payment_id": "p1", "amount": "500.00", "status": "Success"},
+                     {"payment_id": "p2", "amount": "200.00", "status": "Success"}],
+        "items": [{"unit_price": "100.00", "quantity": 2, "amount": "200.00", "product": "https://x/v2/products/a/",
+                   "variants": []},
+                  {"unit_price": "500.00", "quantity": 1, "amount": "500.00", "product": "https://x/v2/products/b/",
+                   "variants": [{"name": "Size", "value": "M"}, {"name": "Colour", "value": "Red"}]}],
+    }
+    empty = {"id": "o2", "created_at": "2026-01-02T00:00:00Z", "amount": "0.00", "payments": [], "items": None}
+    body = orjson.dumps({"count": 2, "next": None, "orders": [order, empty]})
+    out = {item.meta.hints["table_name"]: item.data for item in tables.split(tables.orders.convert_pages([body], "orders"))}
+    assert out["orders"].column("id").to_pylist() == ["o1", "o2"] and "items" not in out["orders"].column_names
+    assert out["order_payments"].select(["order_id", "payment_id", "amount"]).to_pylist() == [
+        {"order_id": "o1", "payment_id": "p1", "amount": Decimal("500.00")},
+        {"order_id": "o1", "payment_id": "p2", "amount": Decimal("200.00")},
+    ]
+    assert out["order_items"].select(["order_id", "item_index", "product_slug"]).to_pylist() == [
+        {"order_id": "o1", "item_index": 0, "product_slug": "a"},
+        {"order_id": "o1", "item_index": 1, "product_slug": "b"},
+    ]
+    assert out["order_item_variants"].select(["order_id", "item_index", "variant_index", "name", "value"]).to_pylist() == [
+        {"order_id": "o1", "item_index": 1, "variant_index": 0, "name": "Size", "value": "M"},
+        {"order_id": "o1", "item_index": 1, "variant_index": 1, "name": "Colour", "value": "Red"},
+    ]
