@@ -242,6 +242,7 @@ class Sandbox:
         self.api = Api(self)
         self.admin = Admin(self)
         self._thread: threading.Thread | None = None
+        self._serving = False
         for rule in config.faults:
             rule = dict(rule)
             self.faults.add(rule.pop("kind"), **rule)
@@ -253,19 +254,26 @@ class Sandbox:
     def start(self) -> "Sandbox":
         """Serve in a background thread; returns self."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name=f"instamojo-sandbox-{self.port}", daemon=True)
+            self._thread = threading.Thread(target=self.serve_forever, name=f"instamojo-sandbox-{self.port}",
+                                            daemon=True)
+            # set before the thread runs, so that an immediate stop() still shuts the loop down
+            self._serving = True
             self._thread.start()
         return self
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until :meth:`stop` is called from another thread."""
-        self._server.serve_forever(poll_interval=0.2)
+        self._serving = True
+        try:
+            self._server.serve_forever(poll_interval=0.05)
+        finally:
+            self._serving = False
 
     def stop(self) -> None:
-        """Stop serving, close every connection and the socket."""
+        """Stop serving, close every connection and the socket. Safe to call more than once."""
+        if self._serving:
+            self._server.shutdown()  # returns once serve_forever has left its loop
         if self._thread is not None:
-            self._server.shutdown()
             self._thread.join(timeout=5)
             self._thread = None
         self._server.close_connections()
