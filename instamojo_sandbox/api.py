@@ -15,6 +15,7 @@ import html
 import re
 from dataclasses import dataclass, field
 from math import ceil
+from operator import attrgetter
 from typing import Callable
 from urllib.parse import parse_qsl, urlencode
 
@@ -25,6 +26,7 @@ from .store import Pred
 from .timeutil import parse_instant, to_us
 
 JSON = "application/json"
+_JSON_OF = attrgetter("json")
 
 
 class Response:
@@ -340,9 +342,11 @@ class Api:
             if page > pages:
                 return json_response(404, {"detail": "Invalid page."})
             start = (page - 1) * size
-            chunk = b",".join([r.json for r in seq[start:start + size]])
-        nxt = self._page_url(path, req.query, page + 1) if page < pages else None
-        prev = self._page_url(path, req.query, page - 1) if page > 1 else None
+            chunk = b",".join(map(_JSON_OF, seq[start:start + size]))
+        others = [(k, v) for k, v in req.query if k != "page"]
+        carried = urlencode(others) if others else ""
+        nxt = self._page_url(path, carried, page + 1) if page < pages else None
+        prev = self._page_url(path, carried, page - 1) if page > 1 else None
         head = b'{"count":%d,' % count
         if ep.num_pages:
             head += b'"num_pages":%d,' % pages
@@ -352,13 +356,14 @@ class Api:
         ))
         return Response(200, body)
 
-    def _page_url(self, path: str, query: list[tuple[str, str]], page: int) -> str:
-        """An absolute page URL carrying every query parameter of the request; like Django REST
-        framework, page 1 is the URL without ``page``."""
-        items = [(k, v) for k, v in query if k != "page"]
+    def _page_url(self, path: str, carried: str, page: int) -> str:
+        """An absolute page URL carrying every other query parameter of the request (``carried``,
+        already encoded); like Django REST framework, page 1 is the URL without ``page``."""
         if page > 1:
-            items.append(("page", str(page)))
-        return f"{self.base_url}{path}" + (f"?{urlencode(items)}" if items else "")
+            query = f"{carried}&page={page}" if carried else f"page={page}"
+        else:
+            query = carried
+        return f"{self.base_url}{path}?{query}" if query else f"{self.base_url}{path}"
 
     # OAuth --------------------------------------------------------------------------------
     def authorize(self, req: Request) -> Response:
