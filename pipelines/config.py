@@ -123,6 +123,13 @@ def load_settings() -> Settings:
     if not merchants:
         # nothing listed: every merchant that has a token (configured or authorized) is synced
         merchants = sorted(set(tokens) | set(TokenStore(token_store_path).merchants()))
+    for merchant in merchants:
+        # environment variables (SOURCES__INSTAMOJO__REFRESH_TOKENS__ACME) cannot be listed as a
+        # table, only looked up by name
+        if merchant not in tokens:
+            value = _get(f"{SOURCE_SECTION}.refresh_tokens.{merchant}", secret=True)
+            if value:
+                tokens[merchant] = value
     destination = str(_get(f"{PIPELINE_SECTION}.destination", "duckdb")).lower()
     if destination not in DESTINATIONS:
         raise ConfigError(f"{PIPELINE_SECTION}.destination must be one of {', '.join(DESTINATIONS)}, got {destination!r}")
