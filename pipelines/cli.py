@@ -133,6 +133,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 f"unknown merchant(s) {', '.join(unknown)}; configured: {', '.join(settings.merchants) or 'none'}"
             )
     settings.require_credentials()
+    if args.lookback_days is not None:
+        if args.lookback_days < 0:
+            raise ConfigError("--lookback-days must be zero or more")
+        days = args.lookback_days
+        settings = settings.with_overrides(source=dataclasses.replace(
+            settings.source, payments_lookback_days=days, payouts_lookback_days=days,
+            products_lookback_days=days, orders_lookback_days=days))
     merchants = args.merchants or list(settings.merchants)
     started = time.perf_counter()
     with SyncLock(settings.lock_path):
@@ -199,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated subset of {', '.join(ALL_RESOURCES)} (default: all granted)")
     p.add_argument("--backfill-from", type=_instant, metavar="DATE",
                    help="re-read everything created or paid out since DATE (cursors are neither used nor moved)")
+    p.add_argument("--lookback-days", type=float, metavar="DAYS",
+                   help="re-read this many days behind every cursor for this run only (e.g. a nightly 30 "
+                   "catches refunds and disputes that land weeks after a payment); cursors never move back")
     p.add_argument("--no-transform", action="store_true", help="skip rebuilding the marts (implies --no-check)")
     p.add_argument("--no-check", action="store_true", help="skip the data-quality checks")
     p.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto",
