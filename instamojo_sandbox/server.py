@@ -109,7 +109,12 @@ class _Handler(BaseHTTPRequestHandler):
         if method not in _METHODS:
             self._send(json_response(405, {"detail": f'Method "{method}" not allowed.'}))
             return
+        if headers.get("transfer-encoding"):
+            self._fail(411, "Send the body with a Content-Length.")
+            return
         length = headers.get("content-length")
+        if length and headers.get("expect", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # what curl waits for before a large body
         try:
             body = rfile.read(int(length)) if length else b""
         except ValueError:
