@@ -32,10 +32,15 @@ StopRule = Callable[[list[dict[str, Any]]], bool]
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a list endpoint: its records (parsed) and its raw body (for Arrow's parser)."""
+    """One page of a list endpoint: its raw body (for Arrow's parser), its URL, how many records
+    it holds, and the records parsed into dicts, unless the listing did not need them (bulk pages
+    fetched in parallel are handed to Arrow unparsed: parsing them twice would cost as much as
+    fetching them)."""
 
-    records: list[dict[str, Any]]
     body: bytes
+    url: str
+    count: int
+    records: list[dict[str, Any]] | None = None
 
 
 class RateLimiter:
@@ -84,7 +89,9 @@ class ApiClient:
         """GET `url` and parse its JSON object; errors name the merchant and endpoint."""
         return self._get(url, endpoint=endpoint, params=params)[0]
 
-    def _get(self, url: str, *, endpoint: str, params: dict[str, Any] | None = None) -> tuple[dict[str, Any], bytes]:
+    def _get(
+        self, url: str, *, endpoint: str, params: dict[str, Any] | None = None, parse: bool = True
+    ) -> tuple[dict[str, Any] | None, bytes, str]:
         if self._limiter:
             self._limiter.wait()
         with self._count_lock:
@@ -101,19 +108,9 @@ class ApiClient:
                 merchant=self.merchant,
                 endpoint=endpoint,
             ) from None
-        try:
-            doc = orjson.loads(resp.content)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(
-                f"malformed JSON from {_describe(resp.url)} ({exc}); nothing from this listing was "
-                "committed and its cursor is unchanged, so the next run retries it",
-                merchant=self.merchant,
-                endpoint=endpoint,
-            ) from None
-        if not isinstance(doc, dict):
-            raise ApiError(f"expected a JSON object from {_describe(resp.url)}, got {type(doc).__name__}",
-                           merchant=self.merchant, endpoint=endpoint)
-        return doc, resp.content
+        if not parse:
+            return None, resp.content, resp.url
+        return self._parse(resp.content, resp.url, endpoint), resp.content, resp.url
 
     def _status_error(self, resp: requests.Response | None, endpoint: str) -> Exception:
         status = resp.status_code if resp is not None else None
@@ -154,6 +151,7 @@ class ApiClient:
         envelope_key: str,
         params: dict[str, Any] | None = None,
         stop: StopRule | None = None,
+        parse_all: bool = False,
     ) -> Iterator[Page]:
         """Yield each page of a list endpoint, in page order.
 
@@ -161,47 +159,70 @@ class ApiClient:
         when the envelope's `count` is known and `next` is a page-number link, the remaining pages
         are fetched `page_concurrency` at a time, their URLs made by copying `next` and changing
         only `page`; otherwise, and for any tail that appeared while listing, `next` links are
-        followed exactly as given. `stop` may end the listing after any page.
+        followed exactly as given. `stop` may end the listing after any page. `parse_all`: every
+        page comes with its records as dicts (otherwise bulk pages may come as bytes only).
         """
-        first, body = self._get(self.url(path), endpoint=endpoint, params=params)
+        first, body, url = self._get(self.url(path), endpoint=endpoint, params=params)
         records = self._records(first, envelope_key, endpoint)
-        yield Page(records, body)
+        yield Page(body, url, len(records), records)
         if stop is not None and stop(records):
             return
         next_url = first.get("next")
         if not next_url:
             return
-        page_urls = self._remaining_page_urls(next_url, first.get("count"), len(records))
+        page_size = len(records)
+        page_urls = self._remaining_page_urls(next_url, first.get("count"), page_size)
         if page_urls and self.page_concurrency > 1:
-            last = None
-            # A listing that may stop early starts one page at a time and widens as it goes on,
-            # so stopping wastes few requests; a full listing starts at full width.
+            # Pages only a stop rule or the caller reads as records are parsed here; the others
+            # go to Arrow as bytes. A listing that may stop early starts one page at a time and
+            # widens as it goes on, so stopping wastes few requests.
+            parse = stop is not None or parse_all
             window = 1 if stop is not None else self.page_concurrency * 2
-            for doc, body in self._fetch_in_order(page_urls, endpoint, window):
-                records = self._records(doc, envelope_key, endpoint)
-                yield Page(records, body)
-                if stop is not None and stop(records):
-                    return
-                last = doc
-            next_url = last.get("next") if last else None
+            last: tuple[dict[str, Any] | None, bytes, str] | None = None
+            for doc, body, url in self._fetch_in_order(page_urls, endpoint, window, parse):
+                if doc is not None:
+                    records = self._records(doc, envelope_key, endpoint)
+                    yield Page(body, url, len(records), records)
+                    if stop is not None and stop(records):
+                        return
+                else:
+                    yield Page(body, url, page_size)
+                last = (doc, body, url)
+            next_url = None
+            if last is not None:
+                doc = last[0] if last[0] is not None else self._parse(last[1], last[2], endpoint)
+                next_url = doc.get("next")  # a tail that appeared while listing
         while next_url:
-            doc, body = self._get(next_url, endpoint=endpoint)
+            doc, body, url = self._get(next_url, endpoint=endpoint)
             records = self._records(doc, envelope_key, endpoint)
-            yield Page(records, body)
+            yield Page(body, url, len(records), records)
             if stop is not None and stop(records):
                 return
             next_url = doc.get("next")
 
-    def _fetch_in_order(self, urls: list[str], endpoint: str, window: int) -> Iterator[tuple[dict[str, Any], bytes]]:
+    def _parse(self, body: bytes, url: str, endpoint: str) -> dict[str, Any]:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(f"malformed JSON from {_describe(url)} ({exc}); nothing from this listing was "
+                           "committed and its cursor is unchanged, so the next run retries it",
+                           merchant=self.merchant, endpoint=endpoint) from None
+        if not isinstance(doc, dict):
+            raise ApiError(f"expected a JSON object from {_describe(url)}", merchant=self.merchant, endpoint=endpoint)
+        return doc
+
+    def _fetch_in_order(
+        self, urls: list[str], endpoint: str, window: int, parse: bool
+    ) -> Iterator[tuple[dict[str, Any] | None, bytes, str]]:
         """Fetch `urls` with a bounded window of parallel requests, yielding in order; the window
         doubles after each page up to twice the concurrency (pages waiting while one is parsed)."""
         max_window = self.page_concurrency * 2
         pool = ThreadPoolExecutor(self.page_concurrency, thread_name_prefix=f"instamojo-{self.merchant}")
-        pending: deque[Future[tuple[dict[str, Any], bytes]]] = deque()
+        pending: deque[Future[tuple[dict[str, Any] | None, bytes, str]]] = deque()
         todo = iter(urls)
         try:
             for url in todo:
-                pending.append(pool.submit(self._get, url, endpoint=endpoint))
+                pending.append(pool.submit(self._get, url, endpoint=endpoint, parse=parse))
                 if len(pending) >= window:
                     break
             while pending:
@@ -211,7 +232,7 @@ class ApiClient:
                     url = next(todo, None)
                     if url is None:
                         break
-                    pending.append(pool.submit(self._get, url, endpoint=endpoint))
+                    pending.append(pool.submit(self._get, url, endpoint=endpoint, parse=parse))
                 yield page
         finally:
             # stopping early (or an error): drop what has not started, wait for what has

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from .errors import RecordError
+from .errors import ApiError, RecordError
 from .schema import MONEY_PRECISION, MONEY_SCALE, Column, Table
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,9 @@ class ArrowConverter:
 
     # -- the two parsers -------------------------------------------------------------------------
 
-    def convert_pages(self, bodies: list[bytes], envelope_key: str) -> pa.Table:
-        """One table from the raw bodies of list pages (each a JSON object holding `envelope_key`)."""
+    def convert_pages(self, bodies: list[bytes], envelope_key: str, urls: Sequence[str] | None = None) -> pa.Table:
+        """One table from the raw bodies of list pages (each a JSON object holding `envelope_key`);
+        `urls` name the pages in errors."""
         page_schema = pa.schema([(envelope_key, pa.list_(pa.struct(list(self.record_schema))))])
         lines = [b if b.find(b"\n") < 0 else orjson.dumps(orjson.loads(b)) for b in bodies]
         block = max(1 << 20, max(len(b) for b in lines) + 1)
@@ -131,10 +132,10 @@ class ArrowConverter:
                 # a field outside the documented shape is inferred and becomes a text column
                 parse_options=pa_json.ParseOptions(explicit_schema=page_schema, unexpected_field_behavior="infer"),
             )
-        except pa.ArrowInvalid:  # a value of another JSON type than documented
-            return self._robust(bodies, envelope_key)
+        except pa.ArrowInvalid:  # a value of another JSON type than documented, or a broken page
+            return self._robust(bodies, envelope_key, urls)
         if envelope_key not in pages.column_names:
-            return self._robust(bodies, envelope_key)  # the robust parser names what is missing
+            return self._robust(bodies, envelope_key, urls)  # the robust parser names what is missing
         records = pc.list_flatten(pages.column(envelope_key))
         if len(records) == 0:
             return self.typed(self.record_schema.empty_table())
@@ -144,9 +145,22 @@ class ArrowConverter:
         """One table from records already parsed into dicts."""
         return self.typed(self.raw_from_dicts(records), json_as_text=True)
 
-    def _robust(self, bodies: list[bytes], envelope_key: str) -> pa.Table:
+    def _robust(self, bodies: list[bytes], envelope_key: str, urls: Sequence[str] | None) -> pa.Table:
         self.notes.fallback_batches += 1
-        records = [r for b in bodies for r in (orjson.loads(b).get(envelope_key) or [])]
+        records: list[dict[str, Any]] = []
+        for i, body in enumerate(bodies):
+            where = _describe_page(urls[i]) if urls else f"page {i + 1} of the batch"
+            try:
+                doc = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise ApiError(f"malformed JSON from {where} ({exc}); nothing from this listing was committed "
+                               "and its cursor is unchanged, so the next run retries it",
+                               merchant=self.merchant, endpoint=self.endpoint) from None
+            page = doc.get(envelope_key) if isinstance(doc, dict) else None
+            if not isinstance(page, list):
+                raise ApiError(f"{where} has no {envelope_key!r} list; nothing from this listing was committed "
+                               "and its cursor is unchanged", merchant=self.merchant, endpoint=self.endpoint)
+            records.extend(page)
         return self.convert(records)
 
     def raw_from_dicts(self, records: list[dict[str, Any]]) -> pa.Table:
@@ -323,6 +337,14 @@ def _json_text(values: pa.ChunkedArray | pa.Array | list[Any]) -> pa.Array:
     """JSON text of each value (lists, objects, numbers), NULL stays NULL."""
     items = values if isinstance(values, list) else values.to_pylist()
     return pa.array([None if v is None else orjson.dumps(v).decode() for v in items], pa.string())
+
+
+def _describe_page(url: str) -> str:
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    page = dict(parse_qsl(parts.query)).get("page")
+    return parts.path + (f" page {page}" if page else "")
 
 
 def _safe_column_name(name: str) -> str:

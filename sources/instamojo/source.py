@@ -159,19 +159,22 @@ class Batches:
         self.rows = rows
         self.envelope_key = envelope_key
         self._bodies: list[bytes] = []
+        self._urls: list[str] = []
         self._count = 0
 
     def add(self, page: Page) -> Iterator[pa.Table]:
-        if page.records:
+        if page.count:
             self._bodies.append(page.body)
-            self._count += len(page.records)
+            self._urls.append(page.url)
+            self._count += page.count
         if self._count >= self.rows:
             yield from self.flush()
 
     def flush(self) -> Iterator[pa.Table]:
         if self._bodies:
-            bodies, self._bodies, self._count = self._bodies, [], 0
-            yield self.converter.convert_pages(bodies, self.envelope_key)
+            bodies, urls = self._bodies, self._urls
+            self._bodies, self._urls, self._count = [], [], 0
+            yield self.converter.convert_pages(bodies, self.envelope_key, urls)
 
 
 @dlt.source(name="instamojo", section="instamojo", max_table_nesting=0)
@@ -412,7 +415,8 @@ def instamojo_source(
             for slug, created in zip(slugs, created_at):
                 if slug in state:
                     continue
-                for page in api.iter_pages(endpoint.format(slug=slug), endpoint=endpoint, envelope_key="covers"):
+                for page in api.iter_pages(endpoint.format(slug=slug), endpoint=endpoint, envelope_key="covers",
+                                           parse_all=True):
                     if page.records:
                         raw = conv.raw_from_dicts(page.records)
                         raw = raw.append_column("product_slug", pa.array([slug] * raw.num_rows))
@@ -462,7 +466,7 @@ def instamojo_source(
                 params = {"pending": "1", **({"created_after": _iso(since)} if since else {})}
                 batches = Batches(order_tables.orders, batch_rows, "orders")
                 for page in api.iter_pages(endpoint.path, endpoint=endpoint.path + "?pending",
-                                           envelope_key="orders", params=params):
+                                           envelope_key="orders", params=params, parse_all=True):
                     still_pending.update((r.get("id"), str(r.get("created_at"))) for r in page.records)
                     for table in batches.add(page):
                         yield from order_tables.split(table)
@@ -475,7 +479,7 @@ def instamojo_source(
                     around = {"created_after": _iso(moment - timedelta(milliseconds=1)),
                               "created_before": _iso(moment + timedelta(milliseconds=1))}
                     for page in api.iter_pages(endpoint.path, endpoint=endpoint.path + "?pending",
-                                               envelope_key="orders", params=around):
+                                               envelope_key="orders", params=around, parse_all=True):
                         changed = [r for r in page.records if r.get("id") == order_id]
                         if changed:
                             yield from order_tables.split(order_tables.orders.convert(changed))

@@ -163,9 +163,14 @@ def test_a_revoked_merchant_and_a_missing_scope_do_not_stop_the_others(sandbox_f
     assert_warehouse_matches(wh, "instamojo_raw", sb, [healthy])
 
 
-def test_a_malformed_page_fails_clearly_keeps_the_cursor_and_the_next_run_completes(sandbox_factory, tmp_path):
-    sb = sandbox_factory(SandboxConfig(seed=8, profile="small", page_size=10))
-    settings = pipeline_settings(sb, tmp_path, merchants=sb.merchants[:1], page_concurrency=1)
+@pytest.mark.parametrize("endpoint, concurrency", [("payments", 1), ("orders", 4)])
+def test_a_malformed_page_fails_clearly_keeps_the_cursor_and_the_next_run_completes(
+    sandbox_factory, tmp_path, endpoint, concurrency
+):
+    # payments pages are parsed as they arrive (sequential, stop rule); orders pages fetched in
+    # parallel reach the Arrow parser unparsed: both must name the page and keep the cursor.
+    sb = sandbox_factory(SandboxConfig(seed=8, profile="small", page_size=5))
+    settings = pipeline_settings(sb, tmp_path, merchants=sb.merchants[:1], page_concurrency=concurrency)
     merchant = settings.merchants[0]
     assert_all_ok(sync_all(settings))
     before = cursor(settings, merchant, "payments.created_at")
@@ -174,10 +179,11 @@ def test_a_malformed_page_fails_clearly_keeps_the_cursor_and_the_next_run_comple
     wh.close()
 
     sb.advance(days=2)
-    sb.faults.add("malformed", endpoint="payments", count=1, skip=1)
+    sb.faults.add("malformed", endpoint=endpoint, count=1, skip=2)
     result = sync_merchant(settings, merchant)
     assert not result.ok
-    assert "malformed JSON" in result.error and "/v2/payments/" in result.error and merchant in result.error
+    assert "malformed JSON" in result.error and f"/v2/{endpoint}/" in result.error and merchant in result.error
+    assert "page" in result.error
     assert "cursors did not move" in result.error
     assert cursor(settings, merchant, "payments.created_at") == before
     wh = open_test_warehouse(settings)
