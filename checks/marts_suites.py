@@ -38,8 +38,9 @@ class MartRules:
     # raw table and its key whose distinct rows the mart holds one-to-one (its grain)
     one_row_per: tuple[str, tuple[str, ...]] | None = None
     non_negative: tuple[str, ...] = ()
-    # columns whose ≥ 0 is only a warning (see the comment where it is set)
+    # columns whose ≥ 0 is only a warning, and why
     non_negative_warn: tuple[str, ...] = ()
+    non_negative_warn_why: str = ""
     value_sets: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
     not_in_set: tuple[NotInSet, ...] = ()
     # (later, earlier, strictly, why)
@@ -129,9 +130,11 @@ RULES: dict[str, MartRules] = {
     ),
     "daily_settlement_summary": MartRules(
         non_negative=("gross_amount", "fees", "taxes", "paid_out_amount", "awaiting_payout_amount"),
-        # held − released since the merchant's first synced day: negative when a hold made before
-        # the synced history is released inside it (a partial backfill), so only a warning
         non_negative_warn=("held_amount",),
+        non_negative_warn_why=(
+            "held − released since the merchant's first synced day: negative when a hold made before "
+            "the synced history is released inside it (a partial backfill), else a transforms bug"
+        ),
     ),
     "settlement_calendar": MartRules(
         ordered=(
@@ -190,15 +193,21 @@ def plan_mart(ctx: PlanContext, name: str) -> SuitePlan:
                 "ExpectTableRowCountToEqual", {"value": expected}, "error",
                 f"one row per raw {raw_table[:-1]}: {expected} rows, as {ctx.raw_schema}.{raw_table} has",
                 _GRAIN_WHY.format(what=raw_table[:-1]),
+                doc=f"one row per raw {raw_table[:-1]}: as many rows as distinct ({', '.join(raw_key)}) "
+                    f"in raw {raw_table}",
             )
         )
     expects += key_expectations(key, "key")
     for col in money:
+        warn = col in rules.non_negative_warn
         expects += money_expectations(
             col,
-            non_negative=col in rules.non_negative or col in rules.non_negative_warn,
-            non_negative_severity="warn" if col in rules.non_negative_warn else "error",
-            non_negative_why="this figure is a sum of non-negative amounts; below zero means the transforms double-count",
+            non_negative=col in rules.non_negative or warn,
+            non_negative_severity="warn" if warn else "error",
+            non_negative_why=rules.non_negative_warn_why if warn else (
+                "never negative by construction (docs/marts.md); below zero means a transform "
+                "double-counts or a raw amount went wrong"
+            ),
         )
     if rules.currency:
         expects.append(currency_inr())
@@ -244,6 +253,8 @@ def plan_mart(ctx: PlanContext, name: str) -> SuitePlan:
                 "a payout whose figures do not add up is money paid wrongly, or a payout identity the "
                 "reconciliation does not understand",
                 detail_columns=("residual", "paid_amount", "expected_paid_amount"),
+                doc="every payout's |residual| ≤ `payout_residual_tolerance` (paid = sales − fee − tax − held "
+                    "+ reversed − refunded − affiliate − partner), compared in exact paise",
             )
         )
 

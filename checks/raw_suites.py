@@ -225,14 +225,7 @@ def plan_raw(ctx: PlanContext, table: Table) -> SuitePlan:
             continue
         need(col)
         base = m.group("base")
-        kind = "money" if base in table.money_columns else "value"
-        expects.append(
-            Expect(
-                "ExpectColumnValuesToBeNull", {"column": col}, "error",
-                f"{col} is empty: the API sent no {m.group('type')} where {base} expects a {kind}",
-                f"the API sent a value {base} could not hold (e.g. \"N/A\"); {base} is NULL on that row",
-            )
-        )
+        expects.append(variant_expectation(col, base, m.group("type"), base in table.money_columns))
 
     # --- currency --------------------------------------------------------------------------
     if any(c.name == "currency" for c in table.columns):
@@ -314,6 +307,8 @@ def plan_raw(ctx: PlanContext, table: Table) -> SuitePlan:
                     f"(newer than {cutoff:%Y-%m-%d %H:%M} UTC)",
                     "a stale merchant means its sync stopped (or its token was revoked) without anyone noticing",
                     id_columns=("merchant",),
+                    doc=f"every merchant's newest {table.name[:-1]} (updated_at, else created_at) is at most "
+                        "`freshness_max_age_hours` old",
                 )
             )
 
@@ -346,6 +341,16 @@ def plan_raw(ctx: PlanContext, table: Table) -> SuitePlan:
     if order:
         sql += " ORDER BY " + ", ".join(order)
     return SuitePlan(table.name, sql, index, tuple(expects), tuple(skipped))
+
+
+def variant_expectation(col: str, base: str, kind: str, money: bool) -> Expect:
+    """`col` (dlt's variant of `base`, e.g. amount__v_text) holds nothing: the API never sent
+    `base` a value of the wrong type."""
+    return Expect(
+        "ExpectColumnValuesToBeNull", {"column": col}, "error",
+        f"{col} is empty: the API sent no {kind} where {base} expects a {'money' if money else 'value'}",
+        f"the API sent a value {base} could not hold (e.g. \"N/A\"); {base} is NULL on that row",
+    )
 
 
 def _reference_expect(ref: Reference) -> Expect:

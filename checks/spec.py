@@ -34,6 +34,7 @@ class Expect:
         index columns, its primary key).
     detail_columns: the columns printed next to an offending row's id (`None` = the columns
         the expectation reads).
+    doc: `what` for docs/checks.md when `what` holds this run's figures (a count, a cutoff).
     """
 
     type: str
@@ -43,6 +44,7 @@ class Expect:
     why: str
     id_columns: tuple[str, ...] | None = None
     detail_columns: tuple[str, ...] | None = None
+    doc: str | None = None
 
     def __post_init__(self) -> None:
         if self.severity not in ("error", "warn"):

@@ -279,15 +279,16 @@ def test_bad_settings_are_refused_with_a_clear_error(section, message):
         CheckSettings.from_mapping(section)
 
 
-def test_settings_from_dlt_config(tmp_path, monkeypatch):
-    (tmp_path / ".dlt").mkdir()
-    (tmp_path / ".dlt" / "config.toml").write_text(
-        '[checks]\nfreshness_max_age_hours = 48\npayout_residual_tolerance = "0.10"\n'
-    )
-    monkeypatch.chdir(tmp_path)
+def test_settings_from_dlt_config(monkeypatch):
+    """Through dlt's providers (environment variables here: dlt caches the TOML files it read
+    for the whole process, so a test must not point it at another .dlt folder)."""
+    monkeypatch.setenv("CHECKS__FRESHNESS_MAX_AGE_HOURS", "48")
+    monkeypatch.setenv("CHECKS__PAYOUT_RESIDUAL_TOLERANCE", "0.10")
     monkeypatch.setenv("CHECKS__SUITES", "raw,marts")
     s = CheckSettings.from_dlt_config()
     assert s.freshness_max_age == dt.timedelta(days=2)
     assert s.payout_residual_tolerance == Decimal("0.10")
     assert s.suites == ("raw", "marts")
     assert CheckSettings.from_dlt_config(freshness_max_age=None).freshness_max_age is None
+    monkeypatch.setenv("CHECKS__FRESHNESS_MAX_AGE_HOURS", "0")
+    assert CheckSettings.from_dlt_config().freshness_max_age is None
