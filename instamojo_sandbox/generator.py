@@ -313,15 +313,8 @@ class MerchantGenerator:
         code = self._day_codes.get(cday)
         if code is None:
             code = self._day_codes[cday] = f"MOJO{cday.year % 10}{cday.timetuple().tm_yday:03d}R{self.mi:02d}A"
-        p = PaymentModel(f"{code}{(self._pay_seq * 7919 + 104729) % 10**9:09d}", created, self.m)
-        p.amount = amount
-        p.title = title
-        p.ptype = ptype
-        p.buyer = buyer
-        p.product = product
-        p.link = link
-        # the order's id only: a reference back to the order would make a cycle
-        p.order_id = None if order is None else order.id
+        p = PaymentModel(f"{code}{(self._pay_seq * 7919 + 104729) % 10**9:09d}", created, self.m, amount, title,
+                         ptype, buyer, product, link, None if order is None else order.id)
         rates = self.rates
         if rand() < rates.international_share:
             p.instrument, p.billing = _pick(rand, catalog.INTERNATIONAL_INSTRUMENTS)
@@ -627,11 +620,8 @@ class MerchantGenerator:
         cday = ist_day_of(created)
         p = PaymentModel(
             f"MOJO{cday.year % 10}{cday.timetuple().tm_yday:03d}R{self.mi:02d}A"
-            f"{(self._pay_seq * 7919 + 104729) % 10**9:09d}", created, self.m)
-        p.amount = amount
-        p.title = _pick(rng.random, catalog.LINK_TITLES)
-        p.ptype = "api_rap"
-        p.buyer = self.buyers.pick(rng)
+            f"{(self._pay_seq * 7919 + 104729) % 10**9:09d}", created, self.m, amount,
+            _pick(rng.random, catalog.LINK_TITLES), "api_rap", self.buyers.pick(rng))
         p.instrument, p.billing, p.intl = "UPI", "UPI", False
         p.resolved = created + 30 * US
         p.status = True

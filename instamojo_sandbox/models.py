@@ -142,16 +142,24 @@ class PaymentModel(Model):
     )
     kind = "payments"
 
-    def __init__(self, pid: str, created: int, m: MerchantCtx):
+    def __init__(self, pid: str, created: int, m: MerchantCtx, amount: Decimal = ZERO, title: str = "",
+                 ptype: str = "", buyer: Buyer | None = None, product=None, link: str | None = None,
+                 order_id: str | None = None):
         self.id = pid
         self.key = created
         self.m = m
+        self.amount = amount
+        self.title = title
+        self.ptype = ptype
+        self.buyer = buyer
+        self.product = product
+        self.link = link
+        self.order_id = order_id  # the order's id only: a reference to the order would make a cycle
         self.rec = None
         self.dirty = False
         self.resolved = None  # when the final status becomes visible; None = pending forever
         self.status = None
         self.failure = None
-        self.order_id = None
         self.invoice = None
         self.payout = None  # the PayoutModel that settles it, once built
         self.refund_at = None
@@ -162,8 +170,6 @@ class PaymentModel(Model):
         self.partner = ZERO
         self.ship = ZERO
         self.settle_day = None
-        self.product = None
-        self.link = None
 
     def visible_status(self, now: int):
         """true/false once resolved at ``now``, else None (pending)."""
