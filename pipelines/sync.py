@@ -71,6 +71,12 @@ def sync_merchant(
             notes=notes,
             **vars(settings.source),
         )
+        if pipeline.has_pending_data:
+            # An earlier run stopped after extracting (crash, kill, destination down). dlt's
+            # `run` would load that package and silently skip the new data; finish it first.
+            pipeline.normalize()
+            pipeline.load()
+            result.warnings.append("finished loading the data an interrupted earlier run had extracted")
         pipeline.run(source, loader_file_format=loader_file_format(settings))
         result.ok = True
     except PipelineStepFailed as exc:
@@ -84,7 +90,7 @@ def sync_merchant(
     result.requests = dict(notes.requests_by_endpoint)
     result.seconds_by_resource = dict(notes.seconds_by_resource)
     result.skipped = dict(notes.skipped)
-    result.warnings = _warnings(notes)
+    result.warnings += _warnings(notes)
     if result.ok:
         trace = pipeline.last_trace
         normalize = trace.last_normalize_info if trace else None

@@ -290,3 +290,35 @@ def test_a_longer_lookback_for_one_run_picks_up_late_refund_cases(sandbox_factor
     assert_all_ok(sync_all(deep))
     assert stale_in_window() == []
     assert cursor(settings, merchant, "payments.created_at") == cursor_before
+
+
+def test_an_interrupted_run_is_finished_by_the_next_without_duplicates(sandbox_factory, tmp_path):
+    """A run that stopped after extracting (a crash, a kill, a full disk at load time) left a
+    load package with its state; the next run loads that package first, then continues from the
+    state it carried: nothing is lost, nothing is loaded twice."""
+    from pipelines.warehouse import loader_file_format, merchant_pipeline
+    from sources.instamojo.source import instamojo_source
+
+    sb = sandbox_factory(SandboxConfig(seed=13, profile="small", page_size=20))
+    settings = pipeline_settings(sb, tmp_path, merchants=sb.merchants[:1], payments_lookback_days=60)
+    merchant = settings.merchants[0]
+    assert_all_ok(sync_all(settings))
+    sb.advance(days=2)
+
+    # the interrupted run: extracted and normalized, never loaded
+    pipeline = merchant_pipeline(settings, merchant)
+    pipeline.extract(instamojo_source(
+        merchant=merchant, base_url=settings.base_url, client_id=settings.client_id,
+        client_secret=settings.client_secret, refresh_token=settings.refresh_tokens[merchant],
+        token_store_path=str(settings.token_store_path), payments_lookback_days=60,
+    ), loader_file_format=loader_file_format(settings))
+    pipeline.normalize()
+    assert pipeline.list_normalized_load_packages()
+
+    sb.advance(days=1)
+    [result] = sync_all(settings)
+    assert result.ok, result.error
+    assert any("interrupted" in w for w in result.warnings)
+    assert not merchant_pipeline(settings, merchant).list_normalized_load_packages()
+    wh = open_test_warehouse(settings)
+    assert_warehouse_matches(wh, "instamojo_raw", sb, [merchant])
