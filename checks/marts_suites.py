@@ -178,7 +178,7 @@ def plan_mart(ctx: PlanContext, name: str) -> SuitePlan:
     if not ctx.exists("marts", name):
         return SuitePlan(
             name, None, key,
-            missing=f"{ctx.marts_schema}.{name} does not exist: run the transforms (make transform) before the checks",
+            missing="the table does not exist: run the transforms (make transform) before the checks",
         )
     existing = ctx.columns("marts", name)
     money = [c.name for c in mart.columns if c.sql_type == MONEY]

@@ -175,7 +175,7 @@ def plan_raw(ctx: PlanContext, table: Table) -> SuitePlan:
         if required:
             return SuitePlan(
                 table.name, None, index,
-                missing=f"{where} does not exist, and it is a required table (settings.required_tables)",
+                missing="the table does not exist, and it is required (settings.required_tables)",
             )
         return SuitePlan(
             table.name, None, index,

@@ -218,7 +218,7 @@ def test_missing_mart_fails_and_says_to_run_the_transforms(duck):
     duck.sql("DROP TABLE {marts}.payout_reconciliation")
     report = duck.check(suites=("marts",))
     assert not report.ok
-    assert "instamojo.payout_reconciliation does not exist: run the transforms" in report.summary()
+    assert "ERROR instamojo.payout_reconciliation: the table does not exist: run the transforms" in report.summary()
 
 
 def test_marts_without_optional_raw_tables(duck):

@@ -240,7 +240,7 @@ def test_missing_required_table_fails_and_dependent_reference_is_skipped(duck):
     assert not report.ok
     payouts = report.suite("raw.payouts")
     assert payouts.status == "failed"
-    assert "instamojo_raw.payouts does not exist" in report.summary()
+    assert "ERROR instamojo_raw.payouts: the table does not exist, and it is required" in report.summary()
     payments = report.suite("raw.payments")
     assert payments.status == "passed"
     assert any("payout_id → payouts.id" in s for s in payments.skipped_expectations)
