@@ -294,6 +294,11 @@ def _validate(gx, context, spec, plan: SuitePlan, frame, qualified, settings, ru
             )
             continue
         slots[i] = _from_gx(spec, qualified, expects[i], r, plan.index_columns, shown)
+        judged = slots[i].element_count
+        if slots[i].raised is None and judged is not None and judged != len(frame):
+            # a verdict on other rows than the batch's is no verdict on this table
+            slots[i].success = False
+            slots[i].raised = f"great-expectations judged {judged} rows, the batch has {len(frame)}"
         missing = [c for c in expects[i].columns if c not in frame.columns]
         if slots[i].raised is not None and missing:
             # great-expectations' own message can be cryptic (an IndexError): say what is wrong

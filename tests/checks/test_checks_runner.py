@@ -116,6 +116,20 @@ def test_a_result_without_a_verdict_is_not_a_pass(duck, monkeypatch):
     assert "no verdict" in r.raised
 
 
+def test_a_verdict_on_other_rows_is_not_a_pass(duck, monkeypatch):
+    def change(results):
+        for r in results:
+            if "element_count" in r.result:
+                r.result["element_count"] += 1
+                return
+
+    _tamper(monkeypatch, change)
+    report = duck.check(suites=("raw.products",))
+    assert not report.ok
+    [r] = [r for r in report.suite("raw.products").results if r.failed]
+    assert r.raised == "great-expectations judged 3 rows, the batch has 2"
+
+
 def test_exception_info_missing_is_not_a_pass(duck, monkeypatch):
     def change(results):
         results[1].exception_info = None
