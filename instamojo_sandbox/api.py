@@ -30,14 +30,18 @@ _JSON_OF = attrgetter("json")
 
 
 class Response:
-    """An HTTP response as the handler builds it; ``fault`` tells the server to misbehave."""
+    """An HTTP response as the handler builds it; ``fault`` tells the server to misbehave.
 
-    __slots__ = ("status", "headers", "body", "fault", "delay", "endpoint", "merchant")
+    The body is a sequence of byte strings (``parts``) that the server hands to the kernel in one
+    gathered write, so a page of records is never copied into one buffer; ``body`` joins them.
+    """
+
+    __slots__ = ("status", "headers", "parts", "fault", "delay", "endpoint", "merchant")
 
     def __init__(self, status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None,
                  content_type: str | None = JSON):
         self.status = status
-        self.body = body
+        self.parts: tuple[bytes, ...] = (body,)
         self.headers = headers if headers is not None else []
         if content_type is not None:
             self.headers.append(("Content-Type", content_type))
@@ -45,6 +49,11 @@ class Response:
         self.delay = 0.0
         self.endpoint = "unknown"
         self.merchant: str | None = None
+
+    @property
+    def body(self) -> bytes:
+        """The whole body."""
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
 
 
 def json_response(status: int, obj, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -350,11 +359,11 @@ class Api:
         head = b'{"count":%d,' % count
         if ep.num_pages:
             head += b'"num_pages":%d,' % pages
-        body = b"".join((
-            head, b'"next":', orjson.dumps(nxt), b',"previous":', orjson.dumps(prev),
-            b',"', ep.envelope.encode(), b'":[', chunk, b"]}",
-        ))
-        return Response(200, body)
+        head = b"".join((head, b'"next":', orjson.dumps(nxt), b',"previous":', orjson.dumps(prev),
+                         b',"', ep.envelope.encode(), b'":['))
+        resp = Response(200)
+        resp.parts = (head, chunk, b"]}")
+        return resp
 
     def _page_url(self, path: str, carried: str, page: int) -> str:
         """An absolute page URL carrying every other query parameter of the request (``carried``,

@@ -137,15 +137,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, resp: Response) -> None:
         if resp.delay:
             time.sleep(resp.delay)
-        body = resp.body
         fault = resp.fault
-        if fault == "malformed":
-            body = body[: max(1, len(body) // 2)]
+        parts = resp.parts
+        if fault in ("malformed", "drop"):
+            body = resp.body
+            parts = (body[: max(1, len(body) // 2)],) if fault == "malformed" else (body,)
+        length = sum(len(p) for p in parts)
         lines = [
             f"HTTP/1.1 {resp.status} {_REASONS.get(resp.status, 'Unknown')}",
             f"Server: {self.server_version}",
             f"Date: {_http_date()}",
-            f"Content-Length: {len(body)}",
+            f"Content-Length: {length}",
         ]
         for name, value in resp.headers:
             lines.append(f"{name}: {value}")
@@ -156,14 +158,18 @@ class _Handler(BaseHTTPRequestHandler):
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         if fault == "drop":
             # the headers promise the whole body; half of it arrives, then the connection dies
-            self.wfile.write(head + body[: len(body) // 2])
+            self.wfile.write(head + parts[0][: length // 2])
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             return
-        self.wfile.write(head + body)
+        buffers = (head, *parts)
+        sent = self.connection.sendmsg(buffers)  # one gathered write: no copy of the page
+        total = len(head) + length
+        if sent < total:
+            self.connection.sendall(b"".join(buffers)[sent:])
 
 
 _date_cache = [0, ""]
