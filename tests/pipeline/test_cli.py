@@ -36,7 +36,7 @@ def sync_env(sb, tmp_path: Path, merchants: list[str]) -> dict[str, str]:
         "INSTAMOJO_ELT__DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
         "INSTAMOJO_ELT__PIPELINES_DIR": str(tmp_path / "pipelines"),
         "TRANSFORMS__AS_OF": "latest_activity",
-        "CHECKS__FRESHNESS_MAX_AGE": "",
+        "CHECKS__FRESHNESS_MAX_AGE_HOURS": "0",
     })
     for m in merchants:
         env[f"SOURCES__INSTAMOJO__REFRESH_TOKENS__{m.upper()}"] = obtain_tokens(sb, m)["refresh_token"]
