@@ -177,7 +177,7 @@ class ApiClient:
             # go to Arrow as bytes. A listing that may stop early starts one page at a time and
             # widens as it goes on, so stopping wastes few requests.
             parse = stop is not None or parse_all
-            window = 1 if stop is not None else self.page_concurrency * 2
+            window = 1 if stop is not None else self.page_concurrency
             last: tuple[dict[str, Any] | None, bytes, str] | None = None
             for doc, body, url in self._fetch_in_order(page_urls, endpoint, window, parse):
                 if doc is not None:
@@ -214,26 +214,43 @@ class ApiClient:
     def _fetch_in_order(
         self, urls: list[str], endpoint: str, window: int, parse: bool
     ) -> Iterator[tuple[dict[str, Any] | None, bytes, str]]:
-        """Fetch `urls` with a bounded window of parallel requests, yielding in order; the window
-        doubles after each page up to twice the concurrency (pages waiting while one is parsed)."""
-        max_window = self.page_concurrency * 2
-        pool = ThreadPoolExecutor(self.page_concurrency, thread_name_prefix=f"instamojo-{self.merchant}")
-        pending: deque[Future[tuple[dict[str, Any] | None, bytes, str]]] = deque()
+        """Fetch `urls` with parallel requests, yielding pages in order.
+
+        How many requests are in flight follows Little's law: enough to cover the time a request
+        takes with the time the caller spends on a page (both measured as it goes), at most
+        `page_concurrency`. Over a slow network that is many; against a fast local server it is
+        one or two, because more threads would only fight over the GIL. `window` is where a
+        listing that may stop early starts; it doubles page by page.
+        """
+        limit = self.page_concurrency
+        pool = ThreadPoolExecutor(limit, thread_name_prefix=f"instamojo-{self.merchant}")
+        pending: deque[Future[tuple[tuple[dict[str, Any] | None, bytes, str], float]]] = deque()
         todo = iter(urls)
+        request_s, consume_s = 0.05, 0.002  # priors, replaced by measurements at once
+
+        def timed_get(url: str) -> tuple[tuple[dict[str, Any] | None, bytes, str], float]:
+            started = time.perf_counter()
+            result = self._get(url, endpoint=endpoint, parse=parse)
+            return result, time.perf_counter() - started
+
+        def top_up(width: int) -> None:
+            while len(pending) < width:
+                url = next(todo, None)
+                if url is None:
+                    return
+                pending.append(pool.submit(timed_get, url))
+
         try:
-            for url in todo:
-                pending.append(pool.submit(self._get, url, endpoint=endpoint, parse=parse))
-                if len(pending) >= window:
-                    break
+            top_up(min(window, limit))
             while pending:
-                page = pending.popleft().result()
-                window = min(max_window, window * 2)
-                while len(pending) < window:
-                    url = next(todo, None)
-                    if url is None:
-                        break
-                    pending.append(pool.submit(self._get, url, endpoint=endpoint, parse=parse))
+                page, took = pending.popleft().result()
+                request_s = took if request_s == 0.05 else 0.8 * request_s + 0.2 * took
+                window = min(window * 2, limit)
+                needed = math.ceil(request_s / max(consume_s, 0.0005)) + 1
+                top_up(max(1, min(window, needed)))
+                handed = time.perf_counter()
                 yield page
+                consume_s = 0.8 * consume_s + 0.2 * (time.perf_counter() - handed)
         finally:
             # stopping early (or an error): drop what has not started, wait for what has
             pool.shutdown(wait=True, cancel_futures=True)

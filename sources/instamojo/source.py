@@ -332,7 +332,9 @@ def instamojo_source(
 
             batches = Batches(converter(PAYMENTS, endpoint.path), batch_rows, "payments")
             try:
-                for page in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payments", stop=stop):
+                # with no cursor yet nothing can stop the listing early: pages need not be parsed
+                rule = stop if threshold is not None else None
+                for page in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payments", stop=rule):
                     yield from batches.add(page)
             except ScopeError as exc:
                 scope_guard("payments", exc)
