@@ -72,15 +72,19 @@ class ApiClient:
         http: Client,
         page_concurrency: int = 4,
         max_requests_per_second: float | None = None,
+        prefetch_pages: int = 256,
     ) -> None:
         self.merchant = merchant
         self.base_url = base_url.rstrip("/") + "/"
         self.auth = auth
         self.http = http
         self.page_concurrency = max(1, page_concurrency)
+        # pages fetched ahead of the caller (~100 kB each): fetching goes on during a batch's conversion
+        self.prefetch_pages = max(1, prefetch_pages)
         self._limiter = RateLimiter(max_requests_per_second) if max_requests_per_second else None
         self._count_lock = threading.Lock()
         self.requests_by_endpoint: Counter[str] = Counter()
+        self._last_elapsed: dict[str, float] = {}  # URL → server response time of its last GET
 
     def url(self, path: str) -> str:
         return urljoin(self.base_url, path.lstrip("/"))
@@ -108,6 +112,9 @@ class ApiClient:
                 merchant=self.merchant,
                 endpoint=endpoint,
             ) from None
+        self._last_elapsed[url] = resp.elapsed.total_seconds()
+        if len(self._last_elapsed) > 1000:
+            self._last_elapsed.clear()
         if not parse:
             return None, resp.content, resp.url
         return self._parse(resp.content, resp.url, endpoint), resp.content, resp.url
@@ -214,45 +221,87 @@ class ApiClient:
     def _fetch_in_order(
         self, urls: list[str], endpoint: str, window: int, parse: bool
     ) -> Iterator[tuple[dict[str, Any] | None, bytes, str]]:
-        """Fetch `urls` with parallel requests, yielding pages in order.
+        """Fetch `urls` in parallel, yielding the pages in order.
 
-        How many requests are in flight follows Little's law: enough to cover the time a request
-        takes with the time the caller spends on a page (both measured as it goes), at most
-        `page_concurrency`. Over a slow network that is many; against a fast local server it is
-        one or two, because more threads would only fight over the GIL. `window` is where a
-        listing that may stop early starts; it doubles page by page.
+        Two limits, kept apart on purpose:
+        - requests in flight follow Little's law: enough to keep this client busy while each
+          request waits on the network, i.e. the server's response time over the CPU a page
+          costs here (both measured as it goes), plus one, at most `page_concurrency`. Over a
+          slow network that is many; against a fast local server one or two, as more threads
+          would only fight over the GIL;
+        - pages fetched ahead of the caller: up to `prefetch_pages`, so fetching goes on while
+          the caller converts a batch. A listing that may stop early (`window` given small)
+          fetches ahead no further than its window, which doubles page by page.
+        A dispatcher thread submits requests as those limits allow.
         """
         limit = self.page_concurrency
         pool = ThreadPoolExecutor(limit, thread_name_prefix=f"instamojo-{self.merchant}")
-        pending: deque[Future[tuple[tuple[dict[str, Any] | None, bytes, str], float]]] = deque()
-        todo = iter(urls)
-        request_s, consume_s = 0.05, 0.002  # priors, replaced by measurements at once
+        cond = threading.Condition()
+        queue: deque[Future[tuple[tuple[dict[str, Any] | None, bytes, str], float, float]]] = deque()
+        state = {"inflight": 0, "window": min(window, limit), "needed": 1, "closing": False, "dispatched": False}
+        ahead_max = self.prefetch_pages if window >= limit else None  # None: follow the window
 
-        def timed_get(url: str) -> tuple[tuple[dict[str, Any] | None, bytes, str], float]:
-            started = time.perf_counter()
+        def timed_get(url: str) -> tuple[tuple[dict[str, Any] | None, bytes, str], float, float]:
+            cpu = time.thread_time()
             result = self._get(url, endpoint=endpoint, parse=parse)
-            return result, time.perf_counter() - started
+            return result, self._last_elapsed.get(url, 0.0), time.thread_time() - cpu
 
-        def top_up(width: int) -> None:
-            while len(pending) < width:
-                url = next(todo, None)
-                if url is None:
-                    return
-                pending.append(pool.submit(timed_get, url))
+        def done(_: Future) -> None:
+            with cond:
+                state["inflight"] -= 1
+                cond.notify_all()
 
+        def may_submit() -> bool:
+            in_flight_ok = state["inflight"] < max(1, min(state["needed"], limit))
+            ahead = len(queue)
+            ahead_ok = ahead < (ahead_max if ahead_max is not None else state["window"])
+            return in_flight_ok and ahead_ok
+
+        def dispatch() -> None:
+            try:
+                for url in urls:
+                    with cond:
+                        while not state["closing"] and not may_submit():
+                            cond.wait()
+                        if state["closing"]:
+                            return
+                        future = pool.submit(timed_get, url)
+                        state["inflight"] += 1
+                        queue.append(future)
+                        cond.notify_all()
+                    future.add_done_callback(done)
+            finally:
+                with cond:
+                    state["dispatched"] = True
+                    cond.notify_all()
+
+        dispatcher = threading.Thread(target=dispatch, name=f"instamojo-{self.merchant}-dispatch", daemon=True)
+        dispatcher.start()
+        waiting_s: float | None = None  # server response time (requests' `elapsed`: until headers)
+        cpu_s: float | None = None  # this client's CPU per page
         try:
-            top_up(min(window, limit))
-            while pending:
-                page, took = pending.popleft().result()
-                request_s = took if request_s == 0.05 else 0.8 * request_s + 0.2 * took
-                window = min(window * 2, limit)
-                needed = math.ceil(request_s / max(consume_s, 0.0005)) + 1
-                top_up(max(1, min(window, needed)))
-                handed = time.perf_counter()
+            while True:
+                with cond:
+                    while not queue and not state["dispatched"]:
+                        cond.wait()
+                    if not queue:
+                        return
+                    future = queue.popleft()
+                    cond.notify_all()
+                page, waited, cpu = future.result()
+                waiting_s = waited if waiting_s is None else 0.8 * waiting_s + 0.2 * waited
+                cpu_s = cpu if cpu_s is None else 0.8 * cpu_s + 0.2 * cpu
+                with cond:
+                    state["window"] = min(state["window"] * 2, 1 << 20)
+                    state["needed"] = math.ceil(waiting_s / max(cpu_s, 0.0002)) + 1
+                    cond.notify_all()
                 yield page
-                consume_s = 0.8 * consume_s + 0.2 * (time.perf_counter() - handed)
         finally:
-            # stopping early (or an error): drop what has not started, wait for what has
+            # stopping early (or an error): stop dispatching, drop what has not started
+            with cond:
+                state["closing"] = True
+                cond.notify_all()
+            dispatcher.join()
             pool.shutdown(wait=True, cancel_futures=True)
 
     @staticmethod
