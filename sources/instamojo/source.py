@@ -295,8 +295,10 @@ def instamojo_source(
     def cursor(path: str, lookback_days: float) -> dlt.sources.incremental:
         # A backfill is a bounded range (initial_value..end_value), which dlt runs without
         # reading or writing the cursor state.
+        # primary_key=(): no boundary de-duplication by the cursor (hashing every batch): the
+        # merge on primary keys already keeps one row per key.
         return dlt.sources.incremental(
-            path, initial_value=backfill_from, end_value=backfill_end, lag=lookback_days * DAY
+            path, initial_value=backfill_from, end_value=backfill_end, lag=lookback_days * DAY, primary_key=()
         )
 
     # Shared between the payments listing and the payouts follow-up (see payout_payments).
@@ -519,7 +521,7 @@ def instamojo_source(
                                 **table_hints(PRODUCT_COVERS))
             )
         elif name == "orders":
-            listing = dlt.resource(orders_listing, name="orders_listing", selected=False, primary_key=["id"])
+            listing = dlt.resource(orders_listing, name="orders_listing", selected=False)
             built.append(listing)
             # no table hints on these two: each item carries its table's hints (see OrderTables)
             built.append(dlt.transformer(orders, data_from=listing, name="orders"))
