@@ -15,14 +15,22 @@ from transforms.warehouse import Warehouse
 from .config import Settings
 
 
-def destination_for(settings: Settings) -> Destination:
-    """The configured dlt destination (DuckDB file by default, or Postgres)."""
+def destination_for(settings: Settings, *, for_loading: bool = True) -> Destination:
+    """The configured dlt destination (DuckDB file by default, or Postgres). `for_loading`: cap
+    DuckDB's memory (loads stream batches and need little; transforms get DuckDB's default)."""
     if settings.destination == "postgres":
         if settings.postgres_credentials:
             return dlt.destinations.postgres(credentials=settings.postgres_credentials)
         return dlt.destinations.postgres()  # dlt resolves destination.postgres.credentials itself
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-    return dlt.destinations.duckdb(credentials=str(settings.duckdb_path))
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    credentials = DuckDbCredentials(str(settings.duckdb_path))
+    if for_loading:
+        # DuckDB's buffer pool defaults to 80% of RAM and keeps what a load touched: capped, a
+        # backfill's memory stays flat as history grows (a merge larger than this spills to disk).
+        credentials.global_config = {"memory_limit": settings.duckdb_memory_limit}
+    return dlt.destinations.duckdb(credentials=credentials)
 
 
 def loader_file_format(settings: Settings) -> str:
@@ -49,7 +57,7 @@ def warehouse_pipeline(settings: Settings) -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name="instamojo_warehouse",
         pipelines_dir=str(settings.pipelines_dir),
-        destination=destination_for(settings),
+        destination=destination_for(settings, for_loading=False),
         dataset_name=settings.raw_dataset,
     )
 

@@ -63,7 +63,7 @@ DEFAULT_ORDERS_LOOKBACK_DAYS = 3.0
 # carts stay pending forever, so only those created within this window are re-read.
 DEFAULT_PENDING_ORDERS_WINDOW_DAYS = 30.0
 
-DEFAULT_PAGE_CONCURRENCY = 8
+DEFAULT_PAGE_CONCURRENCY = 16
 # Records gathered before they are converted and handed to dlt as one Arrow table: large enough
 # that per-batch overhead vanishes, small enough that memory does not grow with history.
 DEFAULT_BATCH_ROWS = 20_000
