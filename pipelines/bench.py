@@ -236,7 +236,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--payments", type=int, default=200_000, help="payments in the backfill (default 200,000)")
     p.add_argument("--memory", type=_pair, default=(100_000, 400_000), metavar="SMALL,LARGE",
                    help="history sizes for the memory comparison (default 100000,400000)")
-    p.add_argument("--latency-payments", type=int, default=50_000, help="payments for the latency run (default 50,000)")
+    p.add_argument("--latency-payments", type=int, default=100_000, help="payments for the latency run (default 100,000)")
     p.add_argument("--page-concurrency", type=int, default=16, help="parallel pages at most in the latency run (default 16, as configured)")
     p.add_argument("--skip-baseline", action="store_true", help="skip dlt's defaults (the slowest part)")
     p.add_argument("--skip-memory", action="store_true")

@@ -48,7 +48,7 @@ class Settings:
     token_store_path: Path
     destination: str = "duckdb"
     duckdb_path: Path = Path("data/instamojo.duckdb")
-    duckdb_memory_limit: str = "256MB"
+    duckdb_memory_limit: str = "384MB"
     postgres_credentials: str | None = field(default=None, repr=False)
     raw_dataset: str = "instamojo_raw"
     marts_dataset: str = "instamojo"
@@ -155,7 +155,7 @@ def load_settings() -> Settings:
         token_store_path=token_store_path,
         destination=destination,
         duckdb_path=Path(_get(f"{PIPELINE_SECTION}.duckdb_path", "data/instamojo.duckdb")),
-        duckdb_memory_limit=str(_get(f"{PIPELINE_SECTION}.duckdb_memory_limit", "256MB")),
+        duckdb_memory_limit=str(_get(f"{PIPELINE_SECTION}.duckdb_memory_limit", "384MB")),
         # a DSN string here; dlt also resolves its own table form when this is None
         postgres_credentials=pg if isinstance(pg := _get("destination.postgres.credentials", secret=True), str) else None,
         raw_dataset=str(_get(f"{PIPELINE_SECTION}.raw_dataset", "instamojo_raw")),
