@@ -238,7 +238,9 @@ class ApiClient:
         pool = ThreadPoolExecutor(limit, thread_name_prefix=f"instamojo-{self.merchant}")
         cond = threading.Condition()
         queue: deque[Future[tuple[tuple[dict[str, Any] | None, bytes, str], float, float]]] = deque()
-        state = {"inflight": 0, "window": min(window, limit), "needed": 1, "closing": False, "dispatched": False}
+        # held: the page the caller is working on; it counts as fetched ahead until the caller asks for the next
+        state = {"inflight": 0, "window": min(window, limit), "needed": 1, "closing": False, "dispatched": False,
+                 "held": 0}
         ahead_max = self.prefetch_pages if window >= limit else None  # None: follow the window
 
         def timed_get(url: str) -> tuple[tuple[dict[str, Any] | None, bytes, str], float, float]:
@@ -253,7 +255,7 @@ class ApiClient:
 
         def may_submit() -> bool:
             in_flight_ok = state["inflight"] < max(1, min(state["needed"], limit))
-            ahead = len(queue)
+            ahead = len(queue) + state["held"]
             ahead_ok = ahead < (ahead_max if ahead_max is not None else state["window"])
             return in_flight_ok and ahead_ok
 
@@ -287,15 +289,19 @@ class ApiClient:
                     if not queue:
                         return
                     future = queue.popleft()
-                    cond.notify_all()
+                    state["held"] = 1
                 page, waited, cpu = future.result()
                 waiting_s = waited if waiting_s is None else 0.8 * waiting_s + 0.2 * waited
                 cpu_s = cpu if cpu_s is None else 0.8 * cpu_s + 0.2 * cpu
                 with cond:
-                    state["window"] = min(state["window"] * 2, 1 << 20)
                     state["needed"] = math.ceil(waiting_s / max(cpu_s, 0.0002)) + 1
                     cond.notify_all()
                 yield page
+                # the caller asked for more, so it did not stop here: the window may widen
+                with cond:
+                    state["held"] = 0
+                    state["window"] = min(state["window"] * 2, 1 << 20)
+                    cond.notify_all()
         finally:
             # stopping early (or an error): stop dispatching, drop what has not started
             with cond:

@@ -14,7 +14,8 @@ import pytest
 
 from instamojo_sandbox import SandboxConfig
 from pipelines.sync import sync_merchant
-from tests.pipeline_helpers import drop_postgres_schemas, open_test_warehouse, pipeline_settings, sync_all
+from tests.oauth_flow import obtain_tokens
+from tests.pipeline_helpers import drop_postgres_schemas, open_test_warehouse, pipeline_settings, sync_all  # noqa: F401 (used by the fixture)
 from tests.source.truth import assert_warehouse_matches, count_where
 
 API_ENDPOINTS = ("user_info", "user_contact", "payments", "payouts", "products", "product_covers", "orders")
@@ -26,6 +27,27 @@ def fast_retries(monkeypatch):
     monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.05")
     monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "2")
     monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "6")
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def destination(request):
+    """Every test here runs on DuckDB and (marked `postgres`) on the real Postgres."""
+    return request.param
+
+
+@pytest.fixture
+def settings_for(destination, tmp_path):
+    """Settings for a sandbox on this test's destination; Postgres schemas dropped afterwards."""
+    made = []
+
+    def make(sb, **kwargs):
+        settings = pipeline_settings(sb, tmp_path, destination=destination, **kwargs)
+        made.append(settings)
+        return settings
+
+    yield make
+    for settings in made:
+        drop_postgres_schemas(settings)
 
 
 def assert_all_ok(results):
@@ -40,13 +62,12 @@ def cursor(settings, merchant, key):
     return cursors_of(merchant_pipeline(settings, merchant)).get(key)
 
 
-@pytest.mark.parametrize("destination", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_sync_equals_ground_truth_then_stays_equal_as_the_clock_advances(sandbox_factory, tmp_path, destination):
+def test_sync_equals_ground_truth_then_stays_equal_as_the_clock_advances(sandbox_factory, settings_for):
     sb = sandbox_factory(SandboxConfig(seed=5, profile="small", page_size=20))
     # Payments change for weeks (refund cases after payout); a lookback that covers the whole
     # history makes "equal to the truth" exact. Shorter lookbacks: the tests further down.
-    settings = pipeline_settings(sb, tmp_path, destination=destination, payments_lookback_days=60)
-    try:
+    settings = settings_for(sb, payments_lookback_days=60)
+    if True:
         assert_all_ok(sync_all(settings))
         wh = open_test_warehouse(settings)
         counts = assert_warehouse_matches(wh, settings.raw_dataset, sb, sb.merchants)
@@ -64,15 +85,13 @@ def test_sync_equals_ground_truth_then_stays_equal_as_the_clock_advances(sandbox
         assert counts_after["payments"] > counts["payments"]
         assert count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments WHERE payout_id IS NOT NULL") > linked_before
         wh.close()
-    finally:
-        drop_postgres_schemas(settings)
 
 
-def test_payment_paid_out_after_its_lookback_window_gets_its_payout_link(sandbox_factory, tmp_path):
+def test_payment_paid_out_after_its_lookback_window_gets_its_payout_link(sandbox_factory, settings_for):
     # A lookback of one hour: every payout link set during the week below is set long after the
     # payment left the payments window, so only the payout follow-up can bring it.
     sb = sandbox_factory(SandboxConfig(seed=2, profile="small", page_size=50))
-    settings = pipeline_settings(sb, tmp_path, payments_lookback_days=1 / 24)
+    settings = settings_for(sb, payments_lookback_days=1 / 24)
     assert_all_ok(sync_all(settings))
     sb.advance(days=7)
     results = sync_all(settings)
@@ -82,16 +101,16 @@ def test_payment_paid_out_after_its_lookback_window_gets_its_payout_link(sandbox
     assert_warehouse_matches(wh, settings.raw_dataset, sb, sb.merchants, tables=["payouts"])
     # every payment carries the payout the API shows for it now (refund cases that land weeks
     # later are another matter: see test_a_longer_lookback_for_one_run_picks_up_late_refund_cases)
-    linked = dict(wh.query("SELECT id, payout_id FROM instamojo_raw.payments")[1])
+    linked = dict(wh.query(f"SELECT id, payout_id FROM {settings.raw_dataset}.payments")[1])
     for merchant in sb.merchants:
         for p in sb.truth(merchant, "payments"):
             want = p["payout"].rstrip("/").rsplit("/", 1)[-1] if p["payout"] else None
             assert linked[p["id"]] == want, (p["id"], want, linked[p["id"]])
 
 
-def test_a_sync_with_nothing_new_makes_a_couple_of_requests_per_endpoint(sandbox_factory, tmp_path):
+def test_a_sync_with_nothing_new_makes_a_couple_of_requests_per_endpoint(sandbox_factory, settings_for):
     sb = sandbox_factory(SandboxConfig(seed=3, profile="small", page_size=100))
-    settings = pipeline_settings(sb, tmp_path)
+    settings = settings_for(sb)
     assert_all_ok(sync_all(settings))
     sb.reset_stats()
     assert_all_ok(sync_all(settings))
@@ -104,9 +123,9 @@ def test_a_sync_with_nothing_new_makes_a_couple_of_requests_per_endpoint(sandbox
         assert "product_covers" not in per_endpoint  # covers are read once per product
 
 
-def test_retries_429_5xx_dropped_connections_and_a_token_expiring_mid_run(sandbox_factory, tmp_path):
+def test_retries_429_5xx_dropped_connections_and_a_token_expiring_mid_run(sandbox_factory, settings_for):
     sb = sandbox_factory(SandboxConfig(seed=4, profile="small", page_size=10))
-    settings = pipeline_settings(sb, tmp_path, page_concurrency=4)
+    settings = settings_for(sb, page_concurrency=4)
     sb.faults.add("error", endpoint="payments", status=429, retry_after=1, count=2, skip=1)
     sb.faults.add("error", endpoint="payments", status=503, count=3, skip=4)
     sb.faults.add("error", endpoint="orders", status=500, count=2)
@@ -123,9 +142,9 @@ def test_retries_429_5xx_dropped_connections_and_a_token_expiring_mid_run(sandbo
     assert_warehouse_matches(wh, settings.raw_dataset, sb, sb.merchants)
 
 
-def test_rotated_refresh_tokens_are_persisted_before_use(sandbox_factory, tmp_path):
+def test_rotated_refresh_tokens_are_persisted_before_use(sandbox_factory, settings_for):
     sb = sandbox_factory(SandboxConfig(seed=6, profile="small", page_size=50, rotate_refresh_tokens=True))
-    settings = pipeline_settings(sb, tmp_path, merchants=sb.merchants[:1])
+    settings = settings_for(sb, merchants=sb.merchants[:1])
     merchant = settings.merchants[0]
     configured = settings.refresh_tokens[merchant]
     assert_all_ok(sync_all(settings, resources=["user_info"]))
@@ -138,16 +157,13 @@ def test_rotated_refresh_tokens_are_persisted_before_use(sandbox_factory, tmp_pa
     assert settings.token_store.get(merchant).refresh_token not in (configured, stored.refresh_token)
 
 
-def test_a_revoked_merchant_and_a_missing_scope_do_not_stop_the_others(sandbox_factory, tmp_path):
+def test_a_revoked_merchant_and_a_missing_scope_do_not_stop_the_others(sandbox_factory, settings_for):
     sb = sandbox_factory(SandboxConfig(seed=7, profile="small", merchants=3, page_size=50))
     healthy, revoked, partial = sb.merchants
-    settings = pipeline_settings(sb, tmp_path, merchants=[healthy, revoked])
+    settings = settings_for(sb, merchants=[healthy, revoked])
     # the third merchant granted everything but payouts
-    partial_settings = pipeline_settings(
-        sb, tmp_path, merchants=[partial],
-        scopes=["user-info:read", "user-contact:read", "payments:read", "products:read", "orders:read"],
-    )
-    settings.refresh_tokens[partial] = partial_settings.refresh_tokens[partial]
+    scopes = ["user-info:read", "user-contact:read", "payments:read", "products:read", "orders:read"]
+    settings.refresh_tokens[partial] = obtain_tokens(sb, partial, scopes=scopes)["refresh_token"]
     settings = settings.with_overrides(merchants=(healthy, revoked, partial))
     sb.revoke(merchant=revoked)
 
@@ -158,24 +174,24 @@ def test_a_revoked_merchant_and_a_missing_scope_do_not_stop_the_others(sandbox_f
     assert results[partial].skipped == {"payouts": "scope payouts:read not granted"}
     assert sb.request_count(merchant=partial, endpoint="payouts") == 0
     wh = open_test_warehouse(settings)
-    assert count_where(wh, f"SELECT count(*) FROM instamojo_raw.payments WHERE merchant = '{revoked}'") == 0
-    assert count_where(wh, f"SELECT count(*) FROM instamojo_raw.payouts WHERE merchant = '{partial}'") == 0
-    assert_warehouse_matches(wh, "instamojo_raw", sb, [healthy])
+    assert count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments WHERE merchant = '{revoked}'") == 0
+    assert count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payouts WHERE merchant = '{partial}'") == 0
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, [healthy])
 
 
 @pytest.mark.parametrize("endpoint, concurrency", [("payments", 1), ("orders", 4)])
 def test_a_malformed_page_fails_clearly_keeps_the_cursor_and_the_next_run_completes(
-    sandbox_factory, tmp_path, endpoint, concurrency
+    sandbox_factory, settings_for, endpoint, concurrency
 ):
     # payments pages are parsed as they arrive (sequential, stop rule); orders pages fetched in
     # parallel reach the Arrow parser unparsed: both must name the page and keep the cursor.
     sb = sandbox_factory(SandboxConfig(seed=8, profile="small", page_size=5))
-    settings = pipeline_settings(sb, tmp_path, merchants=sb.merchants[:1], page_concurrency=concurrency)
+    settings = settings_for(sb, merchants=sb.merchants[:1], page_concurrency=concurrency)
     merchant = settings.merchants[0]
     assert_all_ok(sync_all(settings))
     before = cursor(settings, merchant, "payments.created_at")
     wh = open_test_warehouse(settings)
-    rows_before = count_where(wh, "SELECT count(*) FROM instamojo_raw.payments")
+    rows_before = count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments")
     wh.close()
 
     sb.advance(days=2)
@@ -187,54 +203,54 @@ def test_a_malformed_page_fails_clearly_keeps_the_cursor_and_the_next_run_comple
     assert "cursors did not move" in result.error
     assert cursor(settings, merchant, "payments.created_at") == before
     wh = open_test_warehouse(settings)
-    assert count_where(wh, "SELECT count(*) FROM instamojo_raw.payments") == rows_before  # nothing half-loaded
+    assert count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments") == rows_before  # nothing half-loaded
     wh.close()
 
     assert_all_ok([sync_merchant(settings, merchant)])
     assert cursor(settings, merchant, "payments.created_at") > before
     wh = open_test_warehouse(settings)
-    assert_warehouse_matches(wh, "instamojo_raw", sb, [merchant])
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, [merchant])
 
 
 @pytest.mark.parametrize("order", ["oldest_first", "unordered"])
-def test_listings_in_any_order_still_give_complete_data(sandbox_factory, tmp_path, order):
+def test_listings_in_any_order_still_give_complete_data(sandbox_factory, settings_for, order):
     sb = sandbox_factory(SandboxConfig(seed=9, profile="small", page_size=15, sort_order=order))
     # a lookback that spans the advance: refunds of old payments (a case, a new updated_at) too
-    settings = pipeline_settings(sb, tmp_path, merchants=sb.merchants[:1], payments_lookback_days=30)
+    settings = settings_for(sb, merchants=sb.merchants[:1], payments_lookback_days=30)
     assert_all_ok(sync_all(settings))
     sb.advance(days=5)
     assert_all_ok(sync_all(settings))
     wh = open_test_warehouse(settings)
-    assert_warehouse_matches(wh, "instamojo_raw", sb, settings.merchants)
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, settings.merchants)
 
 
-def test_anomalies_the_source_absorbs(sandbox_factory, tmp_path):
+def test_anomalies_the_source_absorbs(sandbox_factory, settings_for):
     sb = sandbox_factory(SandboxConfig(seed=10, profile="small", page_size=20))
     merchant = sb.merchants[0]
     duplicate = sb.anomalies.inject("duplicate_across_pages", merchant, endpoint="payments", page=1)
     unknown = sb.anomalies.inject("unknown_field", merchant, endpoint="payments")
     bad = sb.anomalies.inject("non_numeric_amount", merchant, endpoint="payments")
-    settings = pipeline_settings(sb, tmp_path, merchants=[merchant])
+    settings = settings_for(sb, merchants=[merchant])
     [result] = sync_all(settings)
     assert result.ok, result.error
     wh = open_test_warehouse(settings)
     # the record repeated across pages lands once
-    assert count_where(wh, "SELECT count(*) - count(DISTINCT id) FROM instamojo_raw.payments") == 0
+    assert count_where(wh, f"SELECT count(*) - count(DISTINCT id) FROM {settings.raw_dataset}.payments") == 0
     # the new field is kept as a column, and the run says so
     field = unknown["field"]
-    assert field in wh.columns_of("instamojo_raw", "payments")
+    assert field in wh.columns_of(settings.raw_dataset, "payments")
     assert any(field in w for w in result.warnings)
     # the non-numeric amount is NULL with its text kept, and the run names the record
     bad_id = bad["id"]
-    _, rows = wh.query(f"SELECT amount, amount__v_text FROM instamojo_raw.payments WHERE id = '{bad_id}'")
+    _, rows = wh.query(f"SELECT amount, amount__v_text FROM {settings.raw_dataset}.payments WHERE id = '{bad_id}'")
     assert rows == [(None, bad["value"])]
     assert any(bad_id in w and "amount" in w for w in result.warnings)
     assert duplicate  # injected
 
 
-def test_no_secret_reaches_logs_the_warehouse_or_pipeline_state(sandbox_factory, tmp_path, caplog, capsys):
+def test_no_secret_reaches_logs_the_warehouse_or_pipeline_state(sandbox_factory, settings_for, caplog, capsys):
     sb = sandbox_factory(SandboxConfig(seed=11, profile="small", page_size=50, rotate_refresh_tokens=True))
-    settings = pipeline_settings(sb, tmp_path)
+    settings = settings_for(sb)
     sb.faults.add("expire_token", endpoint="payments", count=1)
     with caplog.at_level(logging.DEBUG):
         results = sync_all(settings)
@@ -252,21 +268,21 @@ def test_no_secret_reaches_logs_the_warehouse_or_pipeline_state(sandbox_factory,
         if path.is_file():
             haystacks[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
     wh = open_test_warehouse(settings)
-    for table in wh.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'instamojo_raw'")[1]:
-        haystacks[table[0]] = json.dumps(wh.query(f"SELECT * FROM instamojo_raw.{table[0]}")[1], default=str)
+    raw = settings.raw_dataset
+    for table in wh.query(f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{raw}'")[1]:
+        haystacks[table[0]] = json.dumps(wh.query(f"SELECT * FROM {raw}.{table[0]}")[1], default=str)
     wh.close()
-    assert Path(settings.duckdb_path).exists()
     for name, text in haystacks.items():
         for secret in secrets:
             assert secret not in text, f"a secret leaked into {name}"
 
 
-def test_a_longer_lookback_for_one_run_picks_up_late_refund_cases(sandbox_factory, tmp_path):
+def test_a_longer_lookback_for_one_run_picks_up_late_refund_cases(sandbox_factory, settings_for):
     """Refunds land weeks after a payment (a case appears, updated_at moves) while the payment is
     long outside the default lookback: a periodic run with a long lookback (`sync --lookback-days
     40`) brings them in, without moving any cursor backwards."""
     sb = sandbox_factory(SandboxConfig(seed=12, profile="small", page_size=50))
-    settings = pipeline_settings(sb, tmp_path, merchants=sb.merchants[:1])
+    settings = settings_for(sb, merchants=sb.merchants[:1])
     merchant = settings.merchants[0]
     assert_all_ok(sync_all(settings))
     sb.advance(days=12)
@@ -277,7 +293,7 @@ def test_a_longer_lookback_for_one_run_picks_up_late_refund_cases(sandbox_factor
 
     def stale_in_window() -> list[str]:
         wh = open_test_warehouse(settings)
-        _, rows = wh.query("SELECT id, cases, updated_at, created_at FROM instamojo_raw.payments")
+        _, rows = wh.query(f"SELECT id, cases, updated_at, created_at FROM {settings.raw_dataset}.payments")
         wh.close()
         return [
             pid for pid, cases, updated, created in rows
@@ -292,7 +308,7 @@ def test_a_longer_lookback_for_one_run_picks_up_late_refund_cases(sandbox_factor
     assert cursor(settings, merchant, "payments.created_at") == cursor_before
 
 
-def test_an_interrupted_run_is_finished_by_the_next_without_duplicates(sandbox_factory, tmp_path):
+def test_an_interrupted_run_is_finished_by_the_next_without_duplicates(sandbox_factory, settings_for):
     """A run that stopped after extracting (a crash, a kill, a full disk at load time) left a
     load package with its state; the next run loads that package first, then continues from the
     state it carried: nothing is lost, nothing is loaded twice."""
@@ -300,7 +316,7 @@ def test_an_interrupted_run_is_finished_by_the_next_without_duplicates(sandbox_f
     from sources.instamojo.source import instamojo_source
 
     sb = sandbox_factory(SandboxConfig(seed=13, profile="small", page_size=20))
-    settings = pipeline_settings(sb, tmp_path, merchants=sb.merchants[:1], payments_lookback_days=60)
+    settings = settings_for(sb, merchants=sb.merchants[:1], payments_lookback_days=60)
     merchant = settings.merchants[0]
     assert_all_ok(sync_all(settings))
     sb.advance(days=2)
@@ -321,4 +337,25 @@ def test_an_interrupted_run_is_finished_by_the_next_without_duplicates(sandbox_f
     assert any("interrupted" in w for w in result.warnings)
     assert not merchant_pipeline(settings, merchant).list_normalized_load_packages()
     wh = open_test_warehouse(settings)
-    assert_warehouse_matches(wh, "instamojo_raw", sb, [merchant])
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, [merchant])
+
+
+def test_a_rate_limited_api_is_honoured_and_the_client_side_limit_avoids_429s(sandbox_factory, settings_for):
+    # the server allows 20 requests/s per token (burst 5) and answers 429 + Retry-After beyond
+    sb = sandbox_factory(SandboxConfig(seed=14, profile="small", page_size=10, rate_limit=20, rate_limit_burst=5))
+    merchant = sb.merchants[0]
+    eager = settings_for(sb, merchants=[merchant])
+    assert_all_ok(sync_all(eager, resources=["payments", "orders"]))
+    assert sb.request_count(status=429) > 0  # it did hit the limit, and waited it out
+    wh = open_test_warehouse(eager)
+    assert_warehouse_matches(wh, eager.raw_dataset, sb, [merchant], tables=["payments", "orders"])
+    wh.close()
+
+    sb.reset_stats()
+    polite = settings_for(sb, merchants=[merchant], max_requests_per_second=15)
+    fresh = Path(polite.pipelines_dir).parent / "polite"  # a first sync again, not an incremental one
+    polite = polite.with_overrides(pipelines_dir=fresh / "pipelines", duckdb_path=fresh / "w.duckdb",
+                                   token_store_path=fresh / "tokens.json")
+    assert_all_ok(sync_all(polite, resources=["payments", "orders"]))
+    assert sb.request_count(status=429) == 0
+    assert sb.request_count(merchant=merchant, endpoint="payments") > 20
