@@ -52,8 +52,6 @@ from .schema import (
     PAYOUTS,
     PRODUCT_COVERS,
     PRODUCTS,
-    USER_CONTACT,
-    USER_INFO,
     Table,
 )
 from .token_store import DEFAULT_TOKEN_STORE, TokenStore, choose_refresh_token
@@ -290,6 +288,21 @@ def instamojo_source(
         run.skipped[resource] = f"HTTP 403, scope {exc.scope or '?'} not granted"
         log.warning("merchant %r: skipping %s: %s", merchant, resource, exc)
 
+    def read_listing(
+        resource: str, endpoint: s.Endpoint, conv: ArrowConverter, params: dict[str, Any] | None = None,
+        stop: Any = None,
+    ) -> Iterator[pa.Table]:
+        """A whole list endpoint as Arrow batches; a scope the merchant did not grant skips it."""
+        batches = Batches(conv, batch_rows, endpoint.envelope_key)
+        try:
+            for page in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key=endpoint.envelope_key,
+                                       params=params, stop=stop):
+                yield from batches.add(page)
+        except ScopeError as exc:
+            scope_guard(resource, exc)
+            return
+        yield from batches.flush()
+
     backfill_end = datetime.now(timezone.utc) + timedelta(days=3650) if backfill_from else None
 
     def cursor(path: str, lookback_days: float) -> dlt.sources.incremental:
@@ -332,16 +345,9 @@ def instamojo_source(
                 holds, newest = proof.observe(records)
                 return holds and threshold is not None and newest is not None and newest < threshold
 
-            batches = Batches(converter(PAYMENTS, endpoint.path), batch_rows, "payments")
-            try:
-                # with no cursor yet nothing can stop the listing early: pages need not be parsed
-                rule = stop if threshold is not None else None
-                for page in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payments", stop=rule):
-                    yield from batches.add(page)
-            except ScopeError as exc:
-                scope_guard("payments", exc)
-                return
-            yield from batches.flush()
+            # with no cursor yet nothing can stop the listing early: pages need not be parsed
+            rule = stop if threshold is not None else None
+            yield from read_listing("payments", endpoint, converter(PAYMENTS, endpoint.path), stop=rule)
             if threshold is not None and not proof.holds:
                 log.info("merchant %r: payments listing is not newest-first; read it completely", merchant)
 
@@ -353,14 +359,7 @@ def instamojo_source(
             params = {}
             if paid_out_at.start_value is not None:
                 params["start_time"] = _iso(paid_out_at.start_value)
-            batches = Batches(converter(PAYOUTS, endpoint.path), batch_rows, "payouts")
-            try:
-                for page in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="payouts", params=params):
-                    yield from batches.add(page)
-            except ScopeError as exc:
-                scope_guard("payouts", exc)
-                return
-            yield from batches.flush()
+            yield from read_listing("payouts", endpoint, converter(PAYOUTS, endpoint.path), params)
 
     def payout_payments(payout_batch: pa.Table) -> Iterator[pa.Table]:
         """Re-read the payments of each payout not followed up before."""
@@ -399,14 +398,7 @@ def instamojo_source(
         with run.timer("products"):
             endpoint = s.PRODUCTS_ENDPOINT
             params = {"created_after": _iso(created_at.start_value)} if created_at.start_value else {}
-            batches = Batches(converter(PRODUCTS, endpoint.path, id_field="slug"), batch_rows, "products")
-            try:
-                for page in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="products", params=params):
-                    yield from batches.add(page)
-            except ScopeError as exc:
-                scope_guard("products", exc)
-                return
-            yield from batches.flush()
+            yield from read_listing("products", endpoint, converter(PRODUCTS, endpoint.path, id_field="slug"), params)
 
     def product_covers(product_batch: pa.Table) -> Iterator[pa.Table]:
         """Read the covers of each product not seen before."""
@@ -437,14 +429,7 @@ def instamojo_source(
         with run.timer("orders"):
             endpoint = s.ORDERS_ENDPOINT
             params = {"created_after": _iso(created_at.start_value)} if created_at.start_value else {}
-            batches = Batches(order_tables.orders, batch_rows, "orders")
-            try:
-                for page in api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key="orders", params=params):
-                    yield from batches.add(page)
-            except ScopeError as exc:
-                scope_guard("orders", exc)
-                return
-            yield from batches.flush()
+            yield from read_listing("orders", endpoint, order_tables.orders, params)
 
     def orders(batch: pa.Table) -> Iterator[Any]:
         with run.timer("orders"):
