@@ -13,7 +13,6 @@ import pytest
 
 from instamojo_sandbox import SandboxConfig
 from instamojo_sandbox.config import DEMO_APP
-from pipelines.lock import SyncLock
 from tests.oauth_flow import obtain_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
