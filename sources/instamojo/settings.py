@@ -52,13 +52,15 @@ ALL_SCOPES: tuple[str, ...] = tuple(dict.fromkeys(RESOURCE_SCOPES.values()))
 DEFAULT_BASE_URL = "https://api.instamojo.com"
 
 # Lookback windows (days): how far behind its cursor each listing re-reads, to catch records
-# that change after creation. Payments resolve from pending within hours and refunds/disputes
-# follow within days; their payout link (set T+3 business days later) is caught separately by
-# re-reading the payments of each new payout, so the payments window need not span settlement.
-DEFAULT_PAYMENTS_LOOKBACK_DAYS = 3.0
-DEFAULT_PAYOUTS_LOOKBACK_DAYS = 2.0
+# that change after creation. A pending payment resolves within hours; its payout link (set T+3
+# business days later) is caught by re-reading the payments of each new payout; an order paid
+# days later by the pending-order watch; refunds and disputes weeks later by a periodic run with
+# a longer lookback (`sync --lookback-days 30`). So a day covers what only a lookback can catch,
+# and keeps a sync with nothing new cheap for a busy merchant.
+DEFAULT_PAYMENTS_LOOKBACK_DAYS = 1.0
+DEFAULT_PAYOUTS_LOOKBACK_DAYS = 1.0
 DEFAULT_PRODUCTS_LOOKBACK_DAYS = 1.0
-DEFAULT_ORDERS_LOOKBACK_DAYS = 3.0
+DEFAULT_ORDERS_LOOKBACK_DAYS = 1.0
 # Pending orders are re-read every run so an order that becomes paid is updated; abandoned
 # carts stay pending forever, so only those created within this window are re-read.
 DEFAULT_PENDING_ORDERS_WINDOW_DAYS = 30.0
