@@ -222,7 +222,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             from transforms.bench import rebuild_seconds
 
             figures = rebuild_seconds(1_000_000)
-            say(f"marts rebuild over 1,000,000 payments in DuckDB: {json.dumps(figures, default=str)}")
+            rows = figures.get("raw_rows", {})
+            say(f"marts rebuild over {rows.get('payments', 1_000_000):,} payments (+ {rows.get('orders', 0):,} orders, "
+                f"{rows.get('order_payments', 0):,} order payments) in DuckDB: {figures['build_seconds']:.1f} s "
+                f"(of which publishing the marts atomically {figures.get('publish_seconds', 0):.1f} s); "
+                f"slowest model: {max(figures.get('model_seconds', {'-': 0}).items(), key=lambda kv: kv[1])[0]}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if args.output:
