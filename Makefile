@@ -47,6 +47,9 @@ query: $(STAMP) ## run SQL on the warehouse: make query Q="SELECT * FROM instamo
 sandbox: $(STAMP) ## start the Instamojo sandbox on 127.0.0.1 (ARGS="--port 8765 --size demo")
 	$(PY) -m instamojo_sandbox $(ARGS)
 
+bench: $(STAMP) ## backfill rows/s vs dlt's defaults and the fetch-only ceiling, memory, latency, marts rebuild (~5 min)
+	$(PY) -m pipelines bench $(ARGS)
+
 bench-sandbox: $(STAMP) ## rows/s the sandbox serves: 1,000,000 payments at page size 100 (ARGS="--payments 100000")
 	$(PY) -m instamojo_sandbox.bench $(ARGS)
 
