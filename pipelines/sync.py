@@ -114,6 +114,10 @@ def _warnings(notes: RunNotes) -> list[str]:
     warnings = [f"{resource} skipped: {why}" for resource, why in notes.skipped.items()]
     if notes.unknown_fields:
         warnings.append(f"new API fields kept as text columns: {', '.join(sorted(notes.unknown_fields))}")
+    fallbacks = sum(c.fallback_batches for c in notes.conversions)
+    if fallbacks:
+        warnings.append(f"{fallbacks} batch(es) had values of another JSON type than documented; "
+                        "read with the slower, coercing parser")
     for record_id, column, text in notes.non_numeric_money:
         warnings.append(f"record {record_id!r}: {column} = {text!r} is not an amount; loaded as NULL ({column}__v_text)")
     return warnings

@@ -6,7 +6,7 @@ docs/raw-tables.md documents the same tables for people; this module is the exec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 # The kinds of column the API sends. Each maps to one dlt data type (and so one SQL type on
@@ -71,7 +71,6 @@ class Table:
     # the column whose latest value wins when one load holds the same key twice
     dedup_sort: str | None = None
     description: str = ""
-    parent: str | None = field(default=None)
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -244,7 +243,6 @@ PRODUCT_COVERS = Table(
     "product_covers",
     primary_key=("merchant", "product_slug", "id"),
     merge_key=("merchant", "product_slug"),
-    parent="products",
     description="Cover images of a product; a product's covers are replaced together.",
     columns=_common(
         Column("product_slug", nullable=False),
@@ -282,7 +280,6 @@ ORDER_PAYMENTS = Table(
     "order_payments",
     primary_key=("merchant", "order_id", "payment_id"),
     merge_key=("merchant", "order_id"),
-    parent="orders",
     description="The payments nested in an order, as the order reports them.",
     columns=_common(
         Column("order_id", nullable=False),
@@ -298,7 +295,6 @@ ORDER_ITEMS = Table(
     "order_items",
     primary_key=("merchant", "order_id", "item_index"),
     merge_key=("merchant", "order_id"),
-    parent="orders",
     description="The items of an order, in the API's order (item_index from 0).",
     columns=_common(
         Column("order_id", nullable=False),
@@ -322,7 +318,6 @@ ORDER_ITEM_VARIANTS = Table(
     "order_item_variants",
     primary_key=("merchant", "order_id", "item_index", "variant_index"),
     merge_key=("merchant", "order_id"),
-    parent="order_items",
     description="The variants chosen for an order item (e.g. Size = M).",
     columns=_common(
         Column("order_id", nullable=False),

@@ -90,14 +90,15 @@ class RunNotes:
         return [item for c in self.conversions for item in c.non_numeric_money]
 
 
-def write_disposition(table: Table) -> dict[str, str]:
-    return {"disposition": "merge", "strategy": "delete-insert"}
+# delete-insert: the one merge strategy that both de-duplicates a load (latest `updated_at` wins,
+# via the `dedup_sort` hint) and replaces child rows per merge key
+MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
 
 def table_hints(table: Table) -> dict[str, Any]:
     """dlt hints for `table`: merge on its keys, typed columns."""
     hints: dict[str, Any] = {
-        "write_disposition": write_disposition(table),
+        "write_disposition": MERGE,
         "primary_key": list(table.primary_key),
         "columns": table.dlt_columns(),
     }
@@ -227,6 +228,10 @@ def instamojo_source(
             it (revoked, expired, wrong client secret); the message says how to fix it.
     """
     run = notes if isinstance(notes, RunNotes) else RunNotes(merchant)
+    wanted = list(resources or s.ALL_RESOURCES)
+    unknown = [r for r in wanted if r not in s.RESOURCE_SCOPES]
+    if unknown:
+        raise ValueError(f"unknown resources {unknown}; choose from {', '.join(s.ALL_RESOURCES)}")
     register_secret(client_secret)
     register_secret(refresh_token)
     store = TokenStore(token_store_path)
@@ -268,10 +273,6 @@ def instamojo_source(
     run.requests_by_endpoint = api.requests_by_endpoint
     synced_at = datetime.now(timezone.utc)
 
-    wanted = list(resources or s.ALL_RESOURCES)
-    unknown = [r for r in wanted if r not in s.RESOURCE_SCOPES]
-    if unknown:
-        raise ValueError(f"unknown resources {unknown}; choose from {', '.join(s.ALL_RESOURCES)}")
     for name in wanted:
         scope = s.RESOURCE_SCOPES[name]
         if run.granted_scopes is not None and scope not in run.granted_scopes:
