@@ -74,3 +74,22 @@ def drop_postgres_schemas(settings: Settings) -> None:
             wh.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     finally:
         wh.close()
+
+
+def sync_and_build_marts(sandbox: Sandbox, tmp_path: Path, destination: str = "duckdb") -> tuple[Settings, Warehouse, Any]:
+    """Sync every merchant of `sandbox` with the real pipeline, then build the marts as of the
+    sandbox's clock; returns (settings, an open warehouse, the build report). Fails the test if a
+    merchant's sync failed."""
+    import pytest
+
+    from transforms import ReconciliationSettings, build_marts
+
+    settings = pipeline_settings(sandbox, tmp_path, destination=destination)
+    results = sync_all(settings)
+    if not all(r.ok for r in results):
+        drop_postgres_schemas(settings)
+        pytest.fail(f"the sync failed: {results}")
+    warehouse = open_test_warehouse(settings)
+    report = build_marts(warehouse, raw_schema=settings.raw_dataset, marts_schema=settings.marts_dataset,
+                         settings=ReconciliationSettings(as_of=sandbox.now))
+    return settings, warehouse, report

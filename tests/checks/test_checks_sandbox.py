@@ -14,19 +14,11 @@ import pytest
 
 from checks import CheckSettings, run_checks
 from instamojo_sandbox import SandboxConfig
-from tests.pipeline_helpers import drop_postgres_schemas, open_test_warehouse, pipeline_settings, sync_all
-from transforms import ReconciliationSettings, build_marts
+from tests.pipeline_helpers import drop_postgres_schemas, sync_and_build_marts
 
 
 def _sync_and_build(sb, tmp_path, destination: str = "duckdb"):
-    settings = pipeline_settings(sb, tmp_path, destination=destination)
-    results = sync_all(settings)
-    if not all(r.ok for r in results):
-        drop_postgres_schemas(settings)
-        pytest.fail(f"the sync failed: {results}")
-    warehouse = open_test_warehouse(settings)
-    build_marts(warehouse, raw_schema=settings.raw_dataset, marts_schema=settings.marts_dataset,
-                settings=ReconciliationSettings(as_of=sb.now))
+    settings, warehouse, _ = sync_and_build_marts(sb, tmp_path, destination)
     return settings, warehouse
 
 

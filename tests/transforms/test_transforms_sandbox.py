@@ -12,25 +12,13 @@ from decimal import Decimal
 
 import pytest
 
-from tests.pipeline_helpers import drop_postgres_schemas, open_test_warehouse, pipeline_settings, sync_all
+from tests.pipeline_helpers import drop_postgres_schemas, sync_and_build_marts
 from transforms import ReconciliationSettings, build_marts, run_integrity_checks
 from transforms.marts import MARTS
 
 
 def _sync_and_build(sb, tmp_path, destination: str = "duckdb"):
-    settings = pipeline_settings(sb, tmp_path, destination=destination)
-    results = sync_all(settings)
-    if not all(r.ok for r in results):
-        drop_postgres_schemas(settings)
-        pytest.fail(f"the sync failed: {results}")
-    warehouse = open_test_warehouse(settings)
-    report = build_marts(
-        warehouse,
-        raw_schema=settings.raw_dataset,
-        marts_schema=settings.marts_dataset,
-        settings=ReconciliationSettings(as_of=sb.now),
-    )
-    return settings, warehouse, report
+    return sync_and_build_marts(sb, tmp_path, destination)
 
 
 def test_clean_sandbox_has_no_exceptions_and_balanced_payouts(sandbox_factory, tmp_path):
