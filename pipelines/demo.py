@@ -18,7 +18,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import requests
 
@@ -65,7 +65,7 @@ def running_sandbox(*extra_args: str, redirect_uri: str | None = None) -> Iterat
             proc.kill()
 
 
-def play_browser(merchant: str) -> "callable":
+def play_browser(merchant: str) -> Callable[[str], None]:
     """What a merchant does in the browser: open the consent page, choose their account, approve.
     Follows the redirect to the callback server, which completes the flow."""
 

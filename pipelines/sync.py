@@ -126,11 +126,8 @@ def _warnings(notes: RunNotes) -> list[str]:
 def _explain_step_failure(exc: PipelineStepFailed) -> str:
     """The root cause of a failed dlt step, with what it means for the data."""
     root: BaseException = exc
-    while root.__cause__ is not None or root.__context__ is not None:
-        nxt = root.__cause__ or root.__context__
-        if isinstance(root, InstamojoError) or nxt is None:
-            break
-        root = nxt
+    while not isinstance(root, InstamojoError) and (root.__cause__ or root.__context__) is not None:
+        root = root.__cause__ or root.__context__
     cause = str(root) if isinstance(root, InstamojoError) else f"{root.__class__.__name__}: {root}"
     if exc.step == "extract":
         consequence = "nothing of this merchant's run was loaded and its cursors did not move; the next run retries"

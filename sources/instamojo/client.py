@@ -84,7 +84,6 @@ class ApiClient:
         self._limiter = RateLimiter(max_requests_per_second) if max_requests_per_second else None
         self._count_lock = threading.Lock()
         self.requests_by_endpoint: Counter[str] = Counter()
-        self._last_elapsed: dict[str, float] = {}  # URL → server response time of its last GET
 
     def url(self, path: str) -> str:
         return urljoin(self.base_url, path.lstrip("/"))
@@ -95,7 +94,7 @@ class ApiClient:
 
     def _get(
         self, url: str, *, endpoint: str, params: dict[str, Any] | None = None, parse: bool = True
-    ) -> tuple[dict[str, Any] | None, bytes, str]:
+    ) -> tuple[dict[str, Any] | None, bytes, str, float]:
         if self._limiter:
             self._limiter.wait()
         with self._count_lock:
@@ -112,12 +111,12 @@ class ApiClient:
                 merchant=self.merchant,
                 endpoint=endpoint,
             ) from None
-        self._last_elapsed[url] = resp.elapsed.total_seconds()
-        if len(self._last_elapsed) > 1000:
-            self._last_elapsed.clear()
+        # elapsed: until the response's headers, i.e. the server's response time (used to size
+        # how many requests to keep in flight)
+        waited = resp.elapsed.total_seconds()
         if not parse:
-            return None, resp.content, resp.url
-        return self._parse(resp.content, resp.url, endpoint), resp.content, resp.url
+            return None, resp.content, resp.url, waited
+        return self._parse(resp.content, resp.url, endpoint), resp.content, resp.url, waited
 
     def _status_error(self, resp: requests.Response | None, endpoint: str) -> Exception:
         status = resp.status_code if resp is not None else None
@@ -169,7 +168,7 @@ class ApiClient:
         followed exactly as given. `stop` may end the listing after any page. `parse_all`: every
         page comes with its records as dicts (otherwise bulk pages may come as bytes only).
         """
-        first, body, url = self._get(self.url(path), endpoint=endpoint, params=params)
+        first, body, url, _ = self._get(self.url(path), endpoint=endpoint, params=params)
         records = self._records(first, envelope_key, endpoint)
         yield Page(body, url, len(records), records)
         if stop is not None and stop(records):
@@ -200,7 +199,7 @@ class ApiClient:
                 doc = last[0] if last[0] is not None else self._parse(last[1], last[2], endpoint)
                 next_url = doc.get("next")  # a tail that appeared while listing
         while next_url:
-            doc, body, url = self._get(next_url, endpoint=endpoint)
+            doc, body, url, _ = self._get(next_url, endpoint=endpoint)
             records = self._records(doc, envelope_key, endpoint)
             yield Page(body, url, len(records), records)
             if stop is not None and stop(records):
@@ -237,16 +236,16 @@ class ApiClient:
         limit = self.page_concurrency
         pool = ThreadPoolExecutor(limit, thread_name_prefix=f"instamojo-{self.merchant}")
         cond = threading.Condition()
-        queue: deque[Future[tuple[tuple[dict[str, Any] | None, bytes, str], float, float]]] = deque()
+        queue: deque[Future[tuple[dict[str, Any] | None, bytes, str, float, float]]] = deque()
         # held: the page the caller is working on; it counts as fetched ahead until the caller asks for the next
         state = {"inflight": 0, "window": min(window, limit), "needed": 1, "closing": False, "dispatched": False,
                  "held": 0}
         ahead_max = self.prefetch_pages if window >= limit else None  # None: follow the window
 
-        def timed_get(url: str) -> tuple[tuple[dict[str, Any] | None, bytes, str], float, float]:
+        def timed_get(url: str) -> tuple[dict[str, Any] | None, bytes, str, float, float]:
             cpu = time.thread_time()
-            result = self._get(url, endpoint=endpoint, parse=parse)
-            return result, self._last_elapsed.get(url, 0.0), time.thread_time() - cpu
+            doc, body, final_url, waited = self._get(url, endpoint=endpoint, parse=parse)
+            return doc, body, final_url, waited, time.thread_time() - cpu
 
         def done(_: Future) -> None:
             with cond:
@@ -290,7 +289,8 @@ class ApiClient:
                         return
                     future = queue.popleft()
                     state["held"] = 1
-                page, waited, cpu = future.result()
+                doc, body, url, waited, cpu = future.result()
+                page = (doc, body, url)
                 waiting_s = waited if waiting_s is None else 0.8 * waiting_s + 0.2 * waited
                 cpu_s = cpu if cpu_s is None else 0.8 * cpu_s + 0.2 * cpu
                 with cond:

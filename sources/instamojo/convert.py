@@ -24,7 +24,7 @@ import io
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import orjson
 import pyarrow as pa
@@ -83,7 +83,6 @@ class ArrowConverter:
         id_field: str = "id",
         nested: dict[str, pa.DataType] | None = None,
         derived: Sequence[str] = (),
-        ignored_fields: Iterable[str] = (),
     ) -> None:
         self.table = table
         self.merchant = merchant
@@ -92,13 +91,12 @@ class ArrowConverter:
         self.id_field = id_field
         self.nested = dict(nested or {})
         self.derived = set(derived)
-        self.ignored = set(ignored_fields)
         self.notes = ConversionNotes()
         self._columns = [c for c in table.columns if c.name not in _COMMON]
         self._not_null = {c.name for c in table.columns if not c.nullable} | set(table.primary_key)
         self.record_schema = self._record_schema()
         self._json_fields = [c.api_field for c in self._columns if c.kind == "json"]
-        self._known = set(self.record_schema.names) | set(self._json_fields) | self.derived | self.ignored
+        self._known = set(self.record_schema.names) | set(self._json_fields) | self.derived
         self._warned: set[str] = set()
 
     def _record_schema(self) -> pa.Schema:
@@ -312,9 +310,7 @@ def _coerce(value: Any, typ: pa.DataType) -> Any:
         # A JSON number was already parsed as a float; its shortest repr is the exact decimal
         # text of any 2-place amount, so money does not go through binary float error.
         return repr(value)
-    if isinstance(value, (bool, int)):
-        return orjson.dumps(value).decode()
-    return orjson.dumps(value).decode()
+    return orjson.dumps(value).decode()  # a number, boolean, list or object: its JSON text
 
 
 def _column(table: pa.Table, name: str) -> pa.ChunkedArray | pa.Array:

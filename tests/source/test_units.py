@@ -38,7 +38,7 @@ def payment(**overrides):
 
 
 def converter(table=PAYMENTS):
-    return ArrowConverter(table, merchant="acme", endpoint="/v2/payments/", synced_at=SYNCED, ignored_fields=("failure",))
+    return ArrowConverter(table, merchant="acme", endpoint="/v2/payments/", synced_at=SYNCED)
 
 
 class TestTokenStore:
