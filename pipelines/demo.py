@@ -104,7 +104,8 @@ def demo_settings(base_url: str, merchants: tuple[str, ...]) -> Settings:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .authorize import authorize_merchant
-    from .cli import EXIT_FAILED, EXIT_OK, run_check_step, run_transform_step
+    from .cli import EXIT_FAILED, EXIT_OK
+    from .steps import run_check_step, run_transform_step
     from .sync import sync_merchant
 
     started = time.perf_counter()

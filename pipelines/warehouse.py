@@ -10,7 +10,7 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.common.runtime.collector import NULL_COLLECTOR
 
-from transforms.warehouse import Warehouse
+from transforms.warehouse import Warehouse, WarehouseTarget
 
 from .config import Settings
 
@@ -67,3 +67,25 @@ def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
     """The pipeline's own destination connection, wrapped for SQL-only code (transforms, checks)."""
     with warehouse_pipeline(settings).sql_client() as client:
         yield Warehouse(client.native_connection, "postgres" if settings.destination == "postgres" else "duckdb")
+
+
+def postgres_dsn(settings: Settings) -> str:
+    """The Postgres destination's credentials as a libpq URI, however they are configured (a DSN
+    string, or dlt's `[destination.postgres.credentials]` table, or environment variables)."""
+    if settings.postgres_credentials:
+        return settings.postgres_credentials
+    from dlt.common.configuration import resolve_configuration
+    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+    credentials = resolve_configuration(PostgresCredentials(), sections=("destination", "postgres"))
+    return credentials.to_native_representation()
+
+
+def warehouse_target(settings: Settings) -> WarehouseTarget:
+    """Where transforms read the raw tables and build the marts, for clients that connect on
+    their own (dbt)."""
+    if settings.destination == "postgres":
+        return WarehouseTarget("postgres", settings.raw_dataset, settings.marts_dataset,
+                               postgres_dsn=postgres_dsn(settings))
+    return WarehouseTarget("duckdb", settings.raw_dataset, settings.marts_dataset,
+                           duckdb_path=settings.duckdb_path.resolve())

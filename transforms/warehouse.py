@@ -8,9 +8,25 @@ the connection was opened: `make sync` hands them the dlt pipeline's own destina
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
 
 Dialect = Literal["duckdb", "postgres"]
+
+
+@dataclass(frozen=True)
+class WarehouseTarget:
+    """Where the raw tables are and the marts go: enough for any client (dbt, a plain DB-API
+    connection) to connect on its own. Made by the pipeline from its dlt configuration
+    (`pipelines.warehouse.warehouse_target`); `repr` never shows the Postgres DSN (it may hold a
+    password)."""
+
+    dialect: Dialect
+    raw_schema: str
+    marts_schema: str
+    duckdb_path: Path | None = None  # absolute path of the DuckDB file (dialect duckdb)
+    postgres_dsn: str | None = field(default=None, repr=False)  # libpq URI (dialect postgres)
 
 
 class Warehouse:

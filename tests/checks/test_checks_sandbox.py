@@ -1,6 +1,6 @@
 """The checks over data the real pipeline synced from the sandbox (over loopback HTTP): a clean
 sandbox passes every suite; each sandbox anomaly fails the expectation that guards it, through
-the same step `make check` runs (`pipelines.cli.run_check_step`), naming the offending id; the
+the same step `make check` runs (`pipelines.steps.run_check_step`), naming the offending id; the
 anomalies the source absorbs (a record served twice, a new field) do not fail the run.
 
 "Now" is the sandbox's clock (its data is generated around a fixed date, not the wall clock):
@@ -56,7 +56,7 @@ def test_clean_sandbox_passes_every_suite_and_stale_data_fails_freshness(sandbox
 
 
 def test_each_sandbox_anomaly_fails_its_expectation(sandbox_factory, tmp_path, monkeypatch):
-    from pipelines.cli import run_check_step
+    from pipelines.steps import run_check_step
 
     sb = sandbox_factory()
     first, second = sb.merchants[:2]

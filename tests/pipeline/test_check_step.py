@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import duckdb
 
-from pipelines.cli import run_check_step, run_transform_step
+from pipelines.steps import run_check_step, run_transform_step
 from pipelines.config import Settings
 from tests.raw_fixtures import create_raw_tables, insert_rows
 
