@@ -7,8 +7,10 @@ failed; 2 configuration or usage problem; 3 another sync is running.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
+import math
 import sys
 import time
 from datetime import datetime, timezone
@@ -23,7 +25,9 @@ from . import summary
 from .config import DESTINATIONS, ConfigError, Settings, load_settings
 from .lock import AlreadyRunning, SyncLock
 from .steps import run_check_step, run_transform_step
-from .sync import MerchantResult, sync_merchant
+from .progress import MerchantProgress
+from .sync import SyncRun, sync_merchants
+from .warehouse import publish
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -42,6 +46,17 @@ def _resources(value: str) -> list[str]:
     return names
 
 
+def _days(value: str) -> float:
+    """A non-negative, finite number (days or seconds)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of zero or more")
+    return number
+
+
 def _instant(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
@@ -53,7 +68,7 @@ def _instant(value: str) -> datetime:
 def add_destination_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--destination", choices=DESTINATIONS,
                         help="warehouse to use (default: instamojo_elt.destination in .dlt/config.toml, else duckdb)")
-    parser.add_argument("--duckdb-path", help="DuckDB file (default: instamojo_elt.duckdb_path, else data/instamojo.duckdb)")
+    parser.add_argument("--duckdb-path", help="the DuckDB file analysts read, published after each run (default: instamojo_elt.duckdb_path, else data/warehouse.duckdb)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -91,8 +106,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
             )
     settings.require_credentials()
     if args.lookback_days is not None:
-        if args.lookback_days < 0:
-            raise ConfigError("--lookback-days must be zero or more")
         days = args.lookback_days
         settings = settings.with_overrides(source=dataclasses.replace(
             settings.source, payments_lookback_days=days, payouts_lookback_days=days,
@@ -100,42 +113,66 @@ def cmd_sync(args: argparse.Namespace) -> int:
     merchants = args.merchants or list(settings.merchants)
     started = time.perf_counter()
     with SyncLock(settings.lock_path):
-        results: list[MerchantResult] = []
-        for i, merchant in enumerate(merchants, 1):
-            print(f"[{i}/{len(merchants)}] syncing merchant {merchant!r} …", file=sys.stderr, flush=True)
-            result = sync_merchant(
-                settings, merchant, resources=args.resources, backfill_from=args.backfill_from,
-                progress=progress_collector(args.progress),
-            )
-            state = "ok" if result.ok else "FAILED"
-            print(f"[{i}/{len(merchants)}] {merchant}: {state}, {result.total_rows:,} rows, "
-                  f"{result.total_requests:,} requests, {result.seconds:.1f} s", file=sys.stderr, flush=True)
-            results.append(result)
-        extra: list[str] = []
-        ok = all(r.ok for r in results)
-        if not args.no_transform:
-            t_ok, lines = run_transform_step(settings)
-            ok &= t_ok
-            extra += lines
-            if t_ok and not args.no_check:
-                c_ok, lines = run_check_step(settings)
-                ok &= c_ok
-                extra += [""] + lines
-    print(summary.render(results, seconds=time.perf_counter() - started, extra=extra))
+        progress = MerchantProgress(len(merchants), args.progress)
+        try:
+            run = sync_merchants(settings, merchants, resources=args.resources, backfill_from=args.backfill_from,
+                                 on_merchant_done=progress.done)
+        finally:
+            progress.close()
+        ok, extra = finish_run(settings, run, transform=not args.no_transform, check=not args.no_check,
+                               progress=progress)
+    print(summary.render(run.results, seconds=time.perf_counter() - started, extra=extra,
+                         detail=args.summary, load_error=run.load_error))
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def finish_run(settings: Settings, run: SyncRun, *, transform: bool, check: bool,
+               progress: MerchantProgress | None = None, freshness: bool = True,
+               **transform_overrides: Any) -> tuple[bool, list[str]]:
+    """After the load (the sync lock held): rebuild the marts, publish the analysts' copy, run the
+    checks on it. `transform_overrides` replace `[transforms]` settings (the demo's `as_of`).
+    Returns (ok, summary lines)."""
+    ok, extra = run.ok, []
+    if run.finished_interrupted:
+        extra.append("Finished loading the data an interrupted earlier run had extracted, before this run's.")
+    if transform:
+        if progress:
+            progress.phase("building the marts")
+        t_ok, lines = run_transform_step(settings, **transform_overrides)
+        ok &= t_ok
+        extra += lines
+    published = publish(settings)
+    if published is not None:
+        extra.append(f"Published for analysts: {published} (open it read-only; the pipeline writes its own copy)")
+    if transform and check and t_ok:
+        if progress:
+            progress.phase("running the checks")
+        c_ok, lines = run_check_step(settings, freshness=freshness)
+        ok &= c_ok
+        extra += [""] + lines
+    return ok, extra
 
 
 def cmd_transform(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     with SyncLock(settings.lock_path):
         ok, lines = run_transform_step(settings)
+        published = publish(settings)
+    if published is not None:
+        lines.append(f"Published for analysts: {published}")
     print("\n".join(lines))
     return EXIT_OK if ok else EXIT_FAILED
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    ok, lines = run_check_step(settings, freshness=not args.no_freshness, suites=args.suites)
+    # DuckDB: the checks read the published copy, which a sync never touches while they run;
+    # Postgres: wait for a running sync, so the checks never judge half a load
+    lock = (SyncLock(settings.lock_path, shared=True, wait=args.wait_seconds,
+                     waiting=lambda who: print(f"waiting for the running sync ({who}) to finish …", file=sys.stderr))
+            if settings.destination == "postgres" else contextlib.nullcontext())
+    with lock:
+        ok, lines = run_check_step(settings, freshness=not args.no_freshness, suites=args.suites)
     print("\n".join(lines))
     return EXIT_OK if ok else EXIT_FAILED
 
@@ -163,11 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated subset of {', '.join(ALL_RESOURCES)} (default: all granted)")
     p.add_argument("--backfill-from", type=_instant, metavar="DATE",
                    help="re-read everything created or paid out since DATE (cursors are neither used nor moved)")
-    p.add_argument("--lookback-days", type=float, metavar="DAYS",
+    p.add_argument("--lookback-days", type=_days, metavar="DAYS",
                    help="re-read this many days behind every cursor for this run only (e.g. a nightly 30 "
                    "catches refunds and disputes that land weeks after a payment); cursors never move back")
     p.add_argument("--no-transform", action="store_true", help="skip rebuilding the marts (implies --no-check)")
     p.add_argument("--no-check", action="store_true", help="skip the data-quality checks")
+    p.add_argument("--summary", choices=["auto", "merchants", "tables"], default="auto",
+                   help="the summary's detail: a row per merchant and table, or totals per table with failed "
+                   "merchants named (default auto: per merchant up to 25 merchants)")
     p.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto",
                    help="progress display: bars on a terminal, periodic log lines otherwise (default auto)")
     add_destination_args(p)
@@ -184,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "when an error-severity expectation fails. Writes Data Docs (HTML) and says where.")
     p.add_argument("--suites", type=_csv, help="comma-separated suite names or layers (raw, marts)")
     p.add_argument("--no-freshness", action="store_true", help="skip the freshness expectations")
+    p.add_argument("--wait-seconds", type=_days, default=900.0, metavar="SECONDS",
+                   help="on Postgres, how long to wait for a running sync to finish first (default 900; "
+                   "with DuckDB the checks read the published copy and never wait)")
     add_destination_args(p)
     p.set_defaults(func=cmd_check)
 

@@ -1,21 +1,34 @@
 """The pipeline's settings, read the dlt way: `.dlt/config.toml`, `.dlt/secrets.toml` and
 environment variables (`SOURCES__INSTAMOJO__CLIENT_SECRET`, `INSTAMOJO_ELT__DESTINATION`, …),
-environment first."""
+environment first.
+
+Every value is checked where it is read: a bad one is a `ConfigError` (exit 2) naming the key,
+where it came from (the environment variable or the file) and what is allowed. A file that does
+not parse is an error naming the file and the line, and nothing else is read past it. Relative
+paths are resolved against the project folder the command runs in (the folder holding `.dlt/`)
+before dlt sees them, so a copied project folder works on its own files.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.configuration.exceptions import ConfigProviderException
 
 from sources.instamojo import settings as source_settings
-from sources.instamojo.token_store import DEFAULT_TOKEN_STORE, TokenStore
+from sources.instamojo.names import MerchantNameError, check_merchant_name
+from sources.instamojo.token_store import DEFAULT_TOKEN_STORE, TokenStore, TokenStoreError
 
 SOURCE_SECTION = "sources.instamojo"
 PIPELINE_SECTION = "instamojo_elt"
 DESTINATIONS = ("duckdb", "postgres")
+ENGINE_PIPELINE = "instamojo__sync"  # two underscores: no merchant's earlier pipeline had this name
 
 
 class ConfigError(RuntimeError):
@@ -32,13 +45,16 @@ class SourceOptions:
     orders_lookback_days: float = source_settings.DEFAULT_ORDERS_LOOKBACK_DAYS
     pending_orders_window_days: float = source_settings.DEFAULT_PENDING_ORDERS_WINDOW_DAYS
     page_concurrency: int = source_settings.DEFAULT_PAGE_CONCURRENCY
+    page_size: int | None = source_settings.DEFAULT_PAGE_SIZE
+    merchant_concurrency: int = source_settings.DEFAULT_MERCHANT_CONCURRENCY
     max_requests_per_second: float | None = None
+    app_max_requests_per_second: float | None = None
     batch_rows: int = source_settings.DEFAULT_BATCH_ROWS
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a sync needs. `repr` never shows a secret."""
+    """Everything a sync needs. `repr` never shows a secret. Paths are absolute."""
 
     base_url: str
     client_id: str | None
@@ -47,13 +63,24 @@ class Settings:
     refresh_tokens: dict[str, str] = field(repr=False)
     token_store_path: Path
     destination: str = "duckdb"
-    duckdb_path: Path = Path("data/instamojo.duckdb")
+    # the DuckDB file analysts open: a copy the pipeline publishes after each run (see
+    # pipelines/warehouse.py); the pipeline itself writes `duckdb_work_path`
+    duckdb_path: Path = Path("data/warehouse.duckdb")
     duckdb_memory_limit: str = "384MB"
     postgres_credentials: str | None = field(default=None, repr=False)
     raw_dataset: str = "instamojo_raw"
     marts_dataset: str = "instamojo"
     pipelines_dir: Path = Path("data/pipelines")
     source: SourceOptions = SourceOptions()
+
+    def __post_init__(self) -> None:
+        # relative paths mean the project folder the command runs in, resolved now, before dlt
+        # (which remembers a pipeline's first working folder) or anything else sees them
+        for name in ("token_store_path", "duckdb_path", "pipelines_dir"):
+            path = Path(getattr(self, name)).expanduser()
+            object.__setattr__(self, name, path if path.is_absolute() else Path.cwd() / path)
+        # the token store is a folder (a path ending in .json names an earlier version's file)
+        object.__setattr__(self, "token_store_path", TokenStore(self.token_store_path).path)
 
     @property
     def token_store(self) -> TokenStore:
@@ -63,8 +90,14 @@ class Settings:
     def lock_path(self) -> Path:
         return self.pipelines_dir / "sync.lock"
 
-    def pipeline_name(self, merchant: str) -> str:
-        return f"instamojo_{merchant}"
+    @property
+    def duckdb_work_path(self) -> Path:
+        """The DuckDB file the pipeline loads and transforms into; only the pipeline opens it."""
+        return self.pipelines_dir / "work.duckdb"
+
+    @property
+    def pipeline_name(self) -> str:
+        return ENGINE_PIPELINE
 
     def with_overrides(self, **changes: Any) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -92,75 +125,171 @@ class Settings:
             )
 
 
-def _get(key: str, default: Any = None, secret: bool = False) -> Any:
-    accessor = dlt.secrets if secret else dlt.config
-    try:
-        value = accessor.get(key)
-    except Exception:  # a provider that cannot parse its file: let the caller's default stand
-        value = None
-    return default if value is None else value
+def env_name(key: str) -> str:
+    """The environment variable dlt reads for `key` (`sources.instamojo.x` → `SOURCES__INSTAMOJO__X`)."""
+    return key.upper().replace(".", "__")
 
 
-def _number(key: str, default: float | None, kind: type = float) -> Any:
-    value = _get(key)
-    if value is None:
-        return default
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be a number, got {value!r}") from None
+class ConfigReader:
+    """Reads keys through dlt's providers and says where each value came from."""
+
+    def __init__(self, project_dir: Path | None = None) -> None:
+        self.project_dir = (project_dir or Path.cwd()).resolve()
+        self._files: dict[str, dict[str, Any]] = {}
+
+    def get(self, key: str, default: Any = None, *, secret: bool = False) -> Any:
+        accessor = dlt.secrets if secret else dlt.config
+        try:
+            value = accessor.get(key)
+        except ConfigProviderException as exc:
+            # a file that does not parse: dlt's message names the file and the line
+            raise ConfigError(f"cannot read the configuration: {_one_line(exc)}") from None
+        return default if value is None else value
+
+    def where(self, key: str) -> str:
+        """Where `key` is set: its environment variable, the file holding it, or the default."""
+        name = env_name(key)
+        if name in os.environ:
+            return f"environment variable {name}"
+        for file in (".dlt/secrets.toml", ".dlt/config.toml"):
+            doc = self._file(file)
+            node: Any = doc
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is not None:
+                return str(self.project_dir / file)
+        return "the default"
+
+    def number(self, key: str, default: float | None, *, kind: type = float, minimum: float | None = None,
+               positive: bool = False, maximum: float | None = None) -> Any:
+        """A finite number within bounds, else a ConfigError naming the key, its source and the rule."""
+        value = self.get(key)
+        if value is None or value == "":
+            return default
+        rule = ("an integer" if kind is int else "a number") + (
+            " greater than 0" if positive else f" of at least {minimum:g}" if minimum is not None else "")
+        if maximum is not None:
+            rule += f" and at most {maximum:g}"
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+            if kind is int:
+                if not number.is_integer():
+                    raise ValueError
+                number = int(number)
+        except (TypeError, ValueError, OverflowError):
+            raise self.invalid(key, value, rule) from None
+        if not math.isfinite(number) or (positive and number <= 0) or (minimum is not None and number < minimum) \
+                or (maximum is not None and number > maximum):
+            raise self.invalid(key, value, rule)
+        return number
+
+    def path(self, key: str, default: str | Path) -> Path:
+        """A path, relative ones resolved against the project folder."""
+        value = self.get(key, default)
+        if not isinstance(value, (str, Path)) or not str(value).strip():
+            raise self.invalid(key, value, "a file or folder path")
+        path = Path(str(value)).expanduser()
+        return path if path.is_absolute() else self.project_dir / path
+
+    def identifier(self, key: str, default: str) -> str:
+        """A dataset (schema) name: lower-case letters, digits and '_' (what dlt would make of it anyway)."""
+        value = str(self.get(key, default))
+        if not value or not value.replace("_", "").isalnum() or not value.isascii() or value[0].isdigit() \
+                or value != value.lower() or len(value) > 50:
+            raise self.invalid(key, value, "a schema name of lower-case letters, digits and '_' (at most 50)")
+        return value
+
+    def invalid(self, key: str, value: Any, allowed: str) -> ConfigError:
+        return ConfigError(f"{key} = {value!r} (from {self.where(key)}) is not valid: it must be {allowed}")
+
+    def _file(self, relative: str) -> dict[str, Any]:
+        if relative not in self._files:
+            try:
+                self._files[relative] = tomllib.loads((self.project_dir / relative).read_text())
+            except (OSError, tomllib.TOMLDecodeError):
+                self._files[relative] = {}
+        return self._files[relative]
 
 
-def load_settings() -> Settings:
-    """Read the settings from dlt's config providers (environment, then .dlt/*.toml)."""
-    token_store_path = Path(_get(f"{SOURCE_SECTION}.token_store_path", str(DEFAULT_TOKEN_STORE)))
-    configured = _get(f"{SOURCE_SECTION}.merchants", [])
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def load_settings(project_dir: Path | None = None) -> Settings:
+    """Read and check the settings from dlt's config providers (environment, then .dlt/*.toml)."""
+    cfg = ConfigReader(project_dir)
+    token_store_path = cfg.path(f"{SOURCE_SECTION}.token_store_path", DEFAULT_TOKEN_STORE)
+    configured = cfg.get(f"{SOURCE_SECTION}.merchants", [])
     if isinstance(configured, str):  # an environment variable: "acme,globex"
         configured = [m.strip() for m in configured.split(",") if m.strip()]
-    tokens = _get(f"{SOURCE_SECTION}.refresh_tokens", {}, secret=True) or {}
+    if not isinstance(configured, list):
+        raise cfg.invalid(f"{SOURCE_SECTION}.merchants", configured, "a list of merchant names")
+    tokens = cfg.get(f"{SOURCE_SECTION}.refresh_tokens", {}, secret=True) or {}
     if not isinstance(tokens, dict):
-        raise ConfigError(f"{SOURCE_SECTION}.refresh_tokens must be a table of merchant = token")
-    merchants = list(configured)
-    if not merchants:
-        # nothing listed: every merchant that has a token (configured or authorized) is synced
-        merchants = sorted(set(tokens) | set(TokenStore(token_store_path).merchants()))
+        raise cfg.invalid(f"{SOURCE_SECTION}.refresh_tokens", "…", "a table of merchant = token")
+    try:
+        for name in configured:
+            check_merchant_name(name, f"{SOURCE_SECTION}.merchants in {cfg.where(f'{SOURCE_SECTION}.merchants')}")
+        for name in tokens:
+            check_merchant_name(name, f"{SOURCE_SECTION}.refresh_tokens in {cfg.where(f'{SOURCE_SECTION}.refresh_tokens')}")
+        merchants = list(configured)
+        if not merchants:
+            # nothing listed: every merchant that has a token (configured or authorized) is synced
+            merchants = sorted(set(tokens) | set(TokenStore(token_store_path).merchants()))
+    except MerchantNameError as exc:
+        raise ConfigError(str(exc)) from None
+    except TokenStoreError as exc:
+        raise ConfigError(str(exc)) from None
     for merchant in merchants:
         # environment variables (SOURCES__INSTAMOJO__REFRESH_TOKENS__ACME) cannot be listed as a
         # table, only looked up by name
         if merchant not in tokens:
-            value = _get(f"{SOURCE_SECTION}.refresh_tokens.{merchant}", secret=True)
+            value = cfg.get(f"{SOURCE_SECTION}.refresh_tokens.{merchant}", secret=True)
             if value:
                 tokens[merchant] = value
-    destination = str(_get(f"{PIPELINE_SECTION}.destination", "duckdb")).lower()
+    destination = str(cfg.get(f"{PIPELINE_SECTION}.destination", "duckdb")).lower()
     if destination not in DESTINATIONS:
-        raise ConfigError(f"{PIPELINE_SECTION}.destination must be one of {', '.join(DESTINATIONS)}, got {destination!r}")
+        raise cfg.invalid(f"{PIPELINE_SECTION}.destination", destination, "one of " + ", ".join(DESTINATIONS))
+    k = SOURCE_SECTION
     src = SourceOptions(
-        payments_lookback_days=_number(f"{SOURCE_SECTION}.payments_lookback_days", SourceOptions.payments_lookback_days),
-        payouts_lookback_days=_number(f"{SOURCE_SECTION}.payouts_lookback_days", SourceOptions.payouts_lookback_days),
-        products_lookback_days=_number(f"{SOURCE_SECTION}.products_lookback_days", SourceOptions.products_lookback_days),
-        orders_lookback_days=_number(f"{SOURCE_SECTION}.orders_lookback_days", SourceOptions.orders_lookback_days),
-        pending_orders_window_days=_number(
-            f"{SOURCE_SECTION}.pending_orders_window_days", SourceOptions.pending_orders_window_days
-        ),
-        page_concurrency=_number(f"{SOURCE_SECTION}.page_concurrency", SourceOptions.page_concurrency, int),
-        max_requests_per_second=_number(f"{SOURCE_SECTION}.max_requests_per_second", None),
-        batch_rows=_number(f"{SOURCE_SECTION}.batch_rows", SourceOptions.batch_rows, int),
+        payments_lookback_days=cfg.number(f"{k}.payments_lookback_days", SourceOptions.payments_lookback_days, minimum=0),
+        payouts_lookback_days=cfg.number(f"{k}.payouts_lookback_days", SourceOptions.payouts_lookback_days, minimum=0),
+        products_lookback_days=cfg.number(f"{k}.products_lookback_days", SourceOptions.products_lookback_days, minimum=0),
+        orders_lookback_days=cfg.number(f"{k}.orders_lookback_days", SourceOptions.orders_lookback_days, minimum=0),
+        pending_orders_window_days=cfg.number(f"{k}.pending_orders_window_days",
+                                              SourceOptions.pending_orders_window_days, minimum=0),
+        page_concurrency=cfg.number(f"{k}.page_concurrency", SourceOptions.page_concurrency, kind=int, minimum=1),
+        page_size=cfg.number(f"{k}.page_size", SourceOptions.page_size, kind=int, minimum=1,
+                             maximum=source_settings.MAX_PAGE_SIZE),
+        merchant_concurrency=cfg.number(f"{k}.merchant_concurrency", SourceOptions.merchant_concurrency, kind=int,
+                                        minimum=1, maximum=256),
+        max_requests_per_second=cfg.number(f"{k}.max_requests_per_second", None, positive=True),
+        app_max_requests_per_second=cfg.number(f"{k}.app_max_requests_per_second", None, positive=True),
+        batch_rows=cfg.number(f"{k}.batch_rows", SourceOptions.batch_rows, kind=int, minimum=1),
     )
+    pg = cfg.get("destination.postgres.credentials", secret=True)
+    memory = str(cfg.get(f"{PIPELINE_SECTION}.duckdb_memory_limit", "384MB")).strip()
+    if not memory or not memory[0].isdigit():
+        raise cfg.invalid(f"{PIPELINE_SECTION}.duckdb_memory_limit", memory, "a size such as \"384MB\" or \"2GB\"")
+    base_url = str(cfg.get(f"{SOURCE_SECTION}.base_url", source_settings.DEFAULT_BASE_URL)).strip()
+    if not base_url.startswith(("http://", "https://")):
+        raise cfg.invalid(f"{SOURCE_SECTION}.base_url", base_url, "an http:// or https:// URL such as https://api.instamojo.com")
     return Settings(
-        base_url=str(_get(f"{SOURCE_SECTION}.base_url", source_settings.DEFAULT_BASE_URL)),
-        client_id=_get(f"{SOURCE_SECTION}.client_id", secret=True),
-        client_secret=_get(f"{SOURCE_SECTION}.client_secret", secret=True),
+        base_url=base_url,
+        client_id=cfg.get(f"{SOURCE_SECTION}.client_id", secret=True),
+        client_secret=cfg.get(f"{SOURCE_SECTION}.client_secret", secret=True),
         merchants=tuple(str(m) for m in merchants),
-        refresh_tokens={str(k): str(v) for k, v in tokens.items()},
+        refresh_tokens={str(key): str(v) for key, v in tokens.items()},
         token_store_path=token_store_path,
         destination=destination,
-        duckdb_path=Path(_get(f"{PIPELINE_SECTION}.duckdb_path", "data/instamojo.duckdb")),
-        duckdb_memory_limit=str(_get(f"{PIPELINE_SECTION}.duckdb_memory_limit", "384MB")),
+        duckdb_path=cfg.path(f"{PIPELINE_SECTION}.duckdb_path", "data/warehouse.duckdb"),
+        duckdb_memory_limit=memory,
         # a DSN string here; dlt also resolves its own table form when this is None
-        postgres_credentials=pg if isinstance(pg := _get("destination.postgres.credentials", secret=True), str) else None,
-        raw_dataset=str(_get(f"{PIPELINE_SECTION}.raw_dataset", "instamojo_raw")),
-        marts_dataset=str(_get(f"{PIPELINE_SECTION}.marts_dataset", "instamojo")),
-        pipelines_dir=Path(_get(f"{PIPELINE_SECTION}.pipelines_dir", "data/pipelines")),
+        postgres_credentials=pg if isinstance(pg, str) else None,
+        raw_dataset=cfg.identifier(f"{PIPELINE_SECTION}.raw_dataset", "instamojo_raw"),
+        marts_dataset=cfg.identifier(f"{PIPELINE_SECTION}.marts_dataset", "instamojo"),
+        pipelines_dir=cfg.path(f"{PIPELINE_SECTION}.pipelines_dir", "data/pipelines"),
         source=src,
     )
-

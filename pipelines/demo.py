@@ -104,9 +104,8 @@ def demo_settings(base_url: str, merchants: tuple[str, ...]) -> Settings:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .authorize import authorize_merchant
-    from .cli import EXIT_FAILED, EXIT_OK
-    from .steps import run_check_step, run_transform_step
-    from .sync import sync_merchant
+    from .cli import EXIT_FAILED, EXIT_OK, finish_run
+    from .sync import sync_merchants
 
     started = time.perf_counter()
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
@@ -128,28 +127,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         ok = True
         with SyncLock(settings.lock_path):
-            print("3/5 first sync (a backfill of every merchant's history) …", flush=True)
-            results = [sync_merchant(settings, m) for m in merchants]
-            ok &= all(r.ok for r in results)
-            print(summary.render(results, seconds=sum(r.seconds for r in results)))
+            print("3/5 first sync (a backfill of every merchant's history, all merchants in one run) …", flush=True)
+            run = sync_merchants(settings)
+            ok &= run.ok
+            print(summary.render(run.results, seconds=run.seconds, load_error=run.load_error))
 
             requests.post(f"{base_url}/_sandbox/clock/advance", json={"days": 1}, timeout=10).raise_for_status()
             print("\n4/5 one day later: an incremental sync (new records, changed ones, nothing twice) …", flush=True)
-            results = [sync_merchant(settings, m) for m in merchants]
-            ok &= all(r.ok for r in results)
-            print(summary.render(results, seconds=sum(r.seconds for r in results)))
+            run = sync_merchants(settings)
+            ok &= run.ok
+            print(summary.render(run.results, seconds=run.seconds, load_error=run.load_error))
 
-            print("\n5/5 reconciliation marts and data-quality checks …", flush=True)
+            print("\n5/5 reconciliation marts, the analysts' copy, and data-quality checks …", flush=True)
             # "now" for overdue settlements is the sandbox's own clock (its data is dated 2024), read
-            # off the newest activity in the data rather than the wall clock of the sync
-            t_ok, lines = run_transform_step(settings, as_of="latest_activity")
+            # off the newest activity in the data rather than the wall clock of the sync; the
+            # sandbox's data is dated in its own clock, so freshness is not checked here
+            f_ok, lines = finish_run(settings, run, transform=True, check=True, freshness=False,
+                                     as_of="latest_activity")
             print("\n".join(lines))
-            ok &= t_ok
-            if t_ok:
-                # the sandbox's data is dated in its own clock, so freshness is not checked here
-                c_ok, lines = run_check_step(settings, freshness=False)
-                print("\n".join(lines))
-                ok &= c_ok
+            ok &= f_ok
 
     query_cmd = f'.venv/bin/python -m pipelines query --duckdb-path {DEMO_DUCKDB} "{SAMPLE_QUERY}"'
     print(f"\nThe warehouse is {DEMO_DUCKDB} (raw data in schema instamojo_raw, marts in instamojo). Query it:")

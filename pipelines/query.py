@@ -36,33 +36,35 @@ def format_table(columns: list[str], rows: list[tuple], limit: int = 50) -> str:
 
 
 def run_query(settings: Settings, sql: str, limit: int = 50) -> str:
-    """Run `sql` on the configured warehouse (DuckDB read-only) and format the result."""
+    """Run `sql` on what analysts see, read-only, and format the result: for DuckDB the published
+    copy, through a connection that reads that file and nothing else (no other file can be read
+    or written from SQL); for Postgres a read-only transaction."""
     from transforms.warehouse import Warehouse
 
+    from .warehouse import analyst_connection, postgres_dsn
+
     if settings.destination == "postgres":
-        from .warehouse import open_warehouse
-
-        with open_warehouse(settings) as wh:
-            columns, rows = wh.query(sql)
+        wh = Warehouse.postgres(postgres_dsn(settings))
+        wh.connection.set_session(readonly=True, autocommit=True)
     else:
-        import duckdb
-
-        if not settings.duckdb_path.exists():
-            return f"no warehouse at {settings.duckdb_path} yet: run `make sync` (or `make demo`) first"
-        wh = Warehouse(duckdb.connect(str(settings.duckdb_path), read_only=True), "duckdb")
-        try:
-            columns, rows = wh.query(sql)
-        finally:
-            wh.close()
+        wh = Warehouse(analyst_connection(settings.duckdb_path), "duckdb")
+    try:
+        columns, rows = wh.query(sql)
+    finally:
+        wh.close()
     return format_table(columns, rows, limit)
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     from .cli import EXIT_FAILED, EXIT_OK, settings_from_args
 
+    from .config import ConfigError
+
     settings = settings_from_args(args)
     try:
         print(run_query(settings, args.sql, args.limit))
+    except ConfigError:
+        raise
     except Exception as exc:  # SQL errors are the user's to read, not a traceback
         print(f"error: {exc.__class__.__name__}: {exc}")
         return EXIT_FAILED
@@ -73,8 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     from .cli import add_destination_args
 
     p = sub.add_parser("query", help="run a SQL query on the warehouse and print the result",
-                       description="Run one SQL statement on the warehouse (DuckDB opened read-only) and "
-                       "print the rows as a table. Schemas: instamojo_raw (raw), instamojo (marts).")
+                       description="Run one SQL statement on what analysts see, read-only, and print the rows "
+                       "as a table: for DuckDB the copy published after each sync (it never waits for, "
+                       "nor disturbs, a running sync; it reads that file and no other). Schemas: "
+                       "instamojo_raw (raw), instamojo (marts).")
     p.add_argument("sql", help='e.g. "SELECT * FROM instamojo.reconciliation_exceptions LIMIT 20"')
     p.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
     add_destination_args(p)

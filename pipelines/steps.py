@@ -45,7 +45,8 @@ def run_check_step(settings: Settings, *, freshness: bool = True, suites: Sequen
         overrides["suites"] = tuple(suites)
     try:
         check_settings = CheckSettings.from_dlt_config(**overrides)
-        with open_warehouse(settings) as warehouse:
+        # what analysts see: for DuckDB the published copy (read-only), never the working file
+        with open_warehouse(settings, published=True) as warehouse:
             report = run_checks(warehouse, raw_schema=settings.raw_dataset, marts_schema=settings.marts_dataset,
                                 settings=check_settings)
             integrity_ok, integrity_lines = _integrity(warehouse, settings)

@@ -13,11 +13,11 @@ _TABLE_SOURCES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     # table: (endpoints, cursors, resource for timing)
     "user_info": (("/v2/user-info/",), (), "user_info"),
     "user_contact": (("/v2/user-contact/",), (), "user_contact"),
-    "payouts": (("/v2/payouts/",), ("payouts.paid_out_at",), "payouts"),
-    "payments": (("/v2/payments/", "/v2/payments/?payout"), ("payments.created_at",), "payments"),
-    "products": (("/v2/products/",), ("products.created_at",), "products"),
+    "payouts": (("/v2/payouts/",), ("payouts",), "payouts"),
+    "payments": (("/v2/payments/", "/v2/payments/?payout"), ("payments",), "payments"),
+    "products": (("/v2/products/",), ("products",), "products"),
     "product_covers": (("/v2/products/{slug}/covers/",), (), ""),
-    "orders": (("/v2/orders/", "/v2/orders/?pending"), ("orders_listing.created_at",), "orders"),
+    "orders": (("/v2/orders/", "/v2/orders/?pending"), ("orders",), "orders"),
     "order_payments": ((), (), ""),
     "order_items": ((), (), ""),
     "order_item_variants": ((), (), ""),
@@ -27,6 +27,11 @@ _TABLE_SOURCES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
 def _cursor_text(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S UTC")
     return str(value)
@@ -68,19 +73,47 @@ def merchant_table(results: Iterable[MerchantResult]) -> str:
     return "\n".join([fmt(header), fmt(tuple("-" * w for w in widths)), *map(fmt, rows)])
 
 
-def render(results: list[MerchantResult], *, seconds: float, extra: list[str] | None = None) -> str:
-    """The whole summary printed at the end of `sync`."""
+def table_totals(results: Iterable[MerchantResult]) -> str:
+    """Rows and requests per table over every merchant (for runs with many merchants)."""
+    results = list(results)
+    header = ("table", "rows", "requests", "merchants with rows")
+    rows = []
+    for table, (endpoints, _, _) in _TABLE_SOURCES.items():
+        loaded = sum(r.rows.get(table, 0) for r in results)
+        requests = sum(r.requests.get(e, 0) for r in results for e in endpoints)
+        with_rows = sum(1 for r in results if r.rows.get(table))
+        if loaded or requests:
+            rows.append((table, f"{loaded:,}", f"{requests:,}" if endpoints else "", f"{with_rows:,}"))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
+
+    def fmt(row: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    return "\n".join([fmt(header), fmt(tuple("-" * w for w in widths)), *map(fmt, rows)])
+
+
+PER_MERCHANT_UP_TO = 25
+
+
+def render(results: list[MerchantResult], *, seconds: float, extra: list[str] | None = None,
+           detail: str = "auto", load_error: str | None = None) -> str:
+    """The whole summary printed at the end of `sync`. `detail`: "merchants" (a row per merchant
+    and table), "tables" (totals per table), or "auto" (per merchant up to 25 merchants)."""
     ok = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
+    per_merchant = detail == "merchants" or (detail == "auto" and len(results) <= PER_MERCHANT_UP_TO)
     lines = [
         f"instamojo-elt sync: {len(results)} merchant(s), {len(ok)} ok, {len(failed)} failed, "
         f"{sum(r.total_rows for r in results):,} rows, {sum(r.total_requests for r in results):,} requests, "
         f"{seconds:.1f} s",
         "",
-        merchant_table(results),
+        merchant_table(results) if per_merchant else table_totals(results),
     ]
+    if load_error:
+        lines += ["", f"LOAD FAILED {load_error}"]
     for r in failed:
-        lines += ["", f"FAILED {r.error}"]
+        if r.error != load_error:
+            lines += ["", f"FAILED {r.error}"]
     warnings = [(r.merchant, w) for r in results for w in r.warnings]
     if warnings:
         lines += ["", "Warnings:"] + [f"  - merchant {m!r}: {w}" for m, w in warnings]

@@ -1,5 +1,7 @@
-"""Sync every configured merchant, each in its own dlt pipeline, so one merchant's failure
-(revoked token, missing scope, a malformed page) never stops or corrupts the others."""
+"""Sync many merchants in one dlt pipeline run: fetched concurrently by the source, normalized and
+loaded together, so dlt's costs per run are paid once however many merchants there are. One
+merchant's failure (revoked token, missing scope, a malformed page) never stops or corrupts the
+others: its cursors stay where they were, and the run says what failed."""
 
 from __future__ import annotations
 
@@ -7,15 +9,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from sources.instamojo import MerchantSpec, RunNotes, instamojo_source
 from sources.instamojo.errors import InstamojoError, redact
-from sources.instamojo.source import RunNotes, instamojo_source
 
 from .config import Settings
-from .warehouse import loader_file_format, merchant_pipeline
+from .upgrade import LegacyStates
+from .warehouse import engine_pipeline, loader_file_format
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ class MerchantResult:
     rows: dict[str, int] = field(default_factory=dict)  # table → rows loaded this run
     requests: dict[str, int] = field(default_factory=dict)  # endpoint → requests made
     seconds_by_resource: dict[str, float] = field(default_factory=dict)
-    cursors: dict[str, Any] = field(default_factory=dict)  # "resource.cursor" → value after the run
+    cursors: dict[str, Any] = field(default_factory=dict)  # family → cursor after the run
     skipped: dict[str, str] = field(default_factory=dict)  # resource → why
     warnings: list[str] = field(default_factory=list)
 
@@ -44,70 +47,112 @@ class MerchantResult:
         return sum(self.requests.values())
 
 
-def sync_merchant(
+@dataclass
+class SyncRun:
+    """One run of the engine: every merchant's result, and what happened to the load."""
+
+    results: list[MerchantResult]
+    seconds: float = 0.0
+    load_ok: bool = True
+    load_error: str | None = None
+    finished_interrupted: bool = False  # an earlier run's extracted data was loaded first
+
+    @property
+    def ok(self) -> bool:
+        return self.load_ok and all(r.ok for r in self.results)
+
+    @property
+    def changed_merchants(self) -> list[str]:
+        """Merchants whose raw rows this run wrote (what the marts must rebuild)."""
+        return [r.merchant for r in self.results if r.total_rows and self.load_ok]
+
+
+def sync_merchants(
     settings: Settings,
-    merchant: str,
+    merchants: Sequence[str] | None = None,
     *,
     resources: Sequence[str] | None = None,
     backfill_from: datetime | None = None,
     progress: Any = None,
-) -> MerchantResult:
-    """Extract, normalize and load one merchant. Never raises for the merchant's own failures:
-    they come back in `MerchantResult.error`, already redacted, with what to do about them."""
-    result = MerchantResult(merchant)
-    notes = RunNotes(merchant)
+    pipeline_name: str | None = None,
+    on_merchant_done: Callable[[RunNotes], None] | None = None,
+) -> SyncRun:
+    """Extract, normalize and load `merchants` (default: all configured) in one pipeline run.
+    Never raises for a merchant's own failures: they come back in its `MerchantResult.error`,
+    already redacted, with what to do about them."""
+    names = list(merchants) if merchants is not None else list(settings.merchants)
     started = time.perf_counter()
-    pipeline = merchant_pipeline(settings, merchant, progress)
+    run = SyncRun(results=[])
+    settings.token_store.check_writable()  # before any refresh token is spent (TokenStoreError)
+    pipeline = engine_pipeline(settings, pipeline_name, progress)
+    legacy = LegacyStates(settings, pipeline.destination)
+    legacy.finish_interrupted(names)
+    notes: dict[str, RunNotes] = {}
+    source = instamojo_source(
+        merchants=[MerchantSpec(n, settings.refresh_tokens.get(n)) for n in names],
+        base_url=settings.base_url,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        token_store_path=str(settings.token_store_path),
+        resources=list(resources) if resources else None,
+        backfill_from=backfill_from,
+        inherited_state=legacy.state_of,
+        notes=notes,
+        on_merchant_done=on_merchant_done,
+        **vars(settings.source),
+    )
+    step_error: str | None = None
     try:
-        source = instamojo_source(
-            merchant=merchant,
-            base_url=settings.base_url,
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-            refresh_token=settings.refresh_tokens.get(merchant),
-            token_store_path=str(settings.token_store_path),
-            resources=list(resources) if resources else None,
-            backfill_from=backfill_from,
-            notes=notes,
-            **vars(settings.source),
-        )
         if pipeline.has_pending_data:
             # An earlier run stopped after extracting (crash, kill, destination down). dlt's
-            # `run` would load that package and silently skip the new data; finish it first.
+            # `run` would load that package and skip the new data; finish it first.
             pipeline.normalize()
             pipeline.load()
-            result.warnings.append("finished loading the data an interrupted earlier run had extracted")
+            run.finished_interrupted = True
         pipeline.run(source, loader_file_format=loader_file_format(settings))
-        result.ok = True
     except PipelineStepFailed as exc:
-        result.error = _explain_step_failure(exc)
-    except InstamojoError as exc:  # raised before extraction, e.g. a refused refresh token
-        result.error = str(exc)
-    except Exception as exc:  # a bug or an unexpected environment problem: still redacted
-        log.exception("merchant %r: unexpected error", merchant)
-        result.error = redact(f"merchant {merchant!r}: {exc.__class__.__name__}: {exc}")
-    result.seconds = time.perf_counter() - started
+        step_error = _explain_step_failure(exc)
+        run.load_ok = False
+    except InstamojoError as exc:
+        step_error = str(exc)
+        run.load_ok = False
+    run.load_error = step_error
+    states = pipeline.state.get("sources", {}).get("instamojo", {}).get("merchants", {})
+    for name in names:
+        run.results.append(_result(name, notes.get(name), states.get(name), step_error))
+    if run.load_ok:
+        legacy.retire([r.merchant for r in run.results if states.get(r.merchant)])
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def sync_merchant(settings: Settings, merchant: str, **kwargs: Any) -> MerchantResult:
+    """Sync one merchant alone (a run of its own)."""
+    return sync_merchants(settings, [merchant], **kwargs).results[0]
+
+
+def _result(name: str, notes: RunNotes | None, state: dict[str, Any] | None, step_error: str | None) -> MerchantResult:
+    result = MerchantResult(name)
+    state = state or {}
+    result.cursors = {family: (state.get(family) or {}).get("cursor") for family in ("payments", "payouts", "products", "orders")}
+    if notes is None:
+        result.error = step_error or f"merchant {name!r}: the run stopped before this merchant was synced"
+        return result
+    result.seconds = notes.seconds
     result.requests = dict(notes.requests_by_endpoint)
     result.seconds_by_resource = dict(notes.seconds_by_resource)
     result.skipped = dict(notes.skipped)
     result.warnings += _warnings(notes)
-    if result.ok:
-        trace = pipeline.last_trace
-        normalize = trace.last_normalize_info if trace else None
-        if normalize is not None:
-            result.rows = {t: n for t, n in normalize.row_counts.items() if not t.startswith("_dlt")}
-    result.cursors = cursors_of(pipeline)
+    errors = list(notes.errors)
+    if step_error:
+        errors.append(step_error)
+    if errors:
+        result.error = "; ".join(errors) + (
+            " (its cursors did not move past anything that did not land; the next run retries)")
+    result.ok = not errors
+    if not step_error:
+        result.rows = dict(notes.rows_by_table)
     return result
-
-
-def cursors_of(pipeline: Any) -> dict[str, Any]:
-    """Where each incremental cursor of the pipeline stands (committed state)."""
-    cursors: dict[str, Any] = {}
-    for source_state in pipeline.state.get("sources", {}).values():
-        for resource, state in source_state.get("resources", {}).items():
-            for path, inc in state.get("incremental", {}).items():
-                cursors[f"{resource}.{path}"] = inc.get("last_value")
-    return cursors
 
 
 def _warnings(notes: RunNotes) -> list[str]:
@@ -116,10 +161,11 @@ def _warnings(notes: RunNotes) -> list[str]:
         warnings.append(f"new API fields kept as text columns: {', '.join(sorted(notes.unknown_fields))}")
     fallbacks = sum(c.fallback_batches for c in notes.conversions)
     if fallbacks:
-        warnings.append(f"{fallbacks} batch(es) had values of another JSON type than documented; "
-                        "read with the slower, coercing parser")
+        warnings.append(f"{fallbacks} batch(es) went through the slower, coercing parser (values of another "
+                        "JSON type than documented, or a page that had to be fetched again)")
     for record_id, column, text in notes.non_numeric_money:
         warnings.append(f"record {record_id!r}: {column} = {text!r} is not an amount; loaded as NULL ({column}__v_text)")
+    warnings += notes.warnings
     return warnings
 
 
@@ -127,10 +173,10 @@ def _explain_step_failure(exc: PipelineStepFailed) -> str:
     """The root cause of a failed dlt step, with what it means for the data."""
     root: BaseException = exc
     while not isinstance(root, InstamojoError) and (root.__cause__ or root.__context__) is not None:
-        root = root.__cause__ or root.__context__
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
     cause = str(root) if isinstance(root, InstamojoError) else f"{root.__class__.__name__}: {root}"
     if exc.step == "extract":
-        consequence = "nothing of this merchant's run was loaded and its cursors did not move; the next run retries"
+        consequence = "nothing of this run was loaded and no cursor moved; the next run retries"
     else:
         consequence = (
             f"the {exc.step} step failed; the extracted data is kept in the pipeline folder and is "

@@ -38,3 +38,38 @@ def sandbox_factory():
     yield make
     for sb in started:
         sb.stop()
+
+
+# --- a read-only folder, as a user meets it (a read-only mount) ----------------------------------
+
+
+@pytest.fixture
+def read_only_folder():
+    """`make(path, contents={relative: text})` fills `path`, then makes it read-only with a
+    read-only bind mount of itself (root, as in CI, writes through mere permissions), falling back
+    to chmod for other users. Unmounted after the test."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    mounted: list[Path] = []
+
+    def make(path, contents=None) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        for relative, text in (contents or {}).items():
+            (path / relative).parent.mkdir(parents=True, exist_ok=True)
+            (path / relative).write_text(text)
+        if os.geteuid() == 0:
+            subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
+            mounted.append(path)
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
+        else:
+            for p in [path, *path.rglob("*")]:
+                if p.is_dir():
+                    p.chmod(0o555)
+        return path
+
+    yield make
+    for path in reversed(mounted):
+        subprocess.run(["umount", str(path)], check=False)

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from instamojo_sandbox import Sandbox
 from instamojo_sandbox.config import DEMO_APP
 from pipelines.config import Settings, SourceOptions
-from pipelines.sync import MerchantResult, sync_merchant
+from pipelines.sync import MerchantResult, sync_merchants
 from tests.oauth_flow import obtain_tokens
 from transforms.warehouse import Warehouse
 
@@ -35,6 +35,9 @@ def pipeline_settings(
     tokens = {m: obtain_tokens(sandbox, m, scopes=scopes)["refresh_token"] for m in merchants}
     suffix = uuid.uuid4().hex[:8]
     postgres = destination == "postgres"
+    # ask for the sandbox's own page size (it honours `limit`), so a small page size still makes
+    # every listing span several pages
+    source_options.setdefault("page_size", sandbox.config.page_size)
     return Settings(
         base_url=sandbox.base_url,
         client_id=DEMO_APP.client_id,
@@ -53,15 +56,16 @@ def pipeline_settings(
 
 
 def sync_all(settings: Settings, **kwargs: Any) -> list[MerchantResult]:
-    """Sync every merchant of `settings`; returns the results (does not assert success)."""
-    return [sync_merchant(settings, m, **kwargs) for m in settings.merchants]
+    """Sync every merchant of `settings` in one run; returns the results (does not assert success)."""
+    return sync_merchants(settings, **kwargs).results
 
 
 def open_test_warehouse(settings: Settings) -> Warehouse:
-    """A plain connection to the warehouse `settings` loads into (not dlt's)."""
+    """A plain connection to the warehouse `settings` loads into (not dlt's): for DuckDB the
+    pipeline's working file."""
     if settings.destination == "postgres":
         return Warehouse.postgres(settings.postgres_credentials)
-    return Warehouse.duckdb(str(settings.duckdb_path))
+    return Warehouse.duckdb(str(settings.duckdb_work_path))
 
 
 def drop_postgres_schemas(settings: Settings) -> None:
@@ -70,8 +74,10 @@ def drop_postgres_schemas(settings: Settings) -> None:
         return
     wh = Warehouse.postgres(settings.postgres_credentials)
     try:
-        for schema in (settings.raw_dataset, settings.marts_dataset, f"{settings.raw_dataset}_staging"):
-            wh.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        _, rows = wh.query("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
+                           (f"{settings.raw_dataset}%",))
+        for schema in {settings.raw_dataset, settings.marts_dataset, *(r[0] for r in rows)}:
+            wh.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         wh.close()
 

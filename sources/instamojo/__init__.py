@@ -1,6 +1,8 @@
-"""dlt source for Instamojo's developer-platform API: one merchant's profile, contact, payments,
+"""dlt source for Instamojo's developer-platform API: many merchants' profile, contact, payments,
 payouts, products and orders, incrementally (see source.py, and docs/sync.md for the behaviour)."""
 
-from .source import RunNotes, instamojo_source
+from .merchant import MerchantSpec
+from .resources.common import RunNotes
+from .source import instamojo_source
 
-__all__ = ["instamojo_source", "RunNotes"]
+__all__ = ["instamojo_source", "MerchantSpec", "RunNotes"]

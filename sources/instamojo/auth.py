@@ -19,6 +19,7 @@ import requests
 from requests.auth import AuthBase
 
 from .errors import AuthError, register_secret
+from .limits import ATTEMPTS_ATTRIBUTE, MERCHANT_ATTRIBUTE
 from .token_store import TokenStore
 
 log = logging.getLogger(__name__)
@@ -77,12 +78,20 @@ def request_token(
         raise AuthError(f"could not reach the token endpoint {url}: {exc}", merchant=merchant) from None
     if resp.status_code >= 400:
         code, description = _oauth_error(resp)
+        reauthorize = f"`make authorize MERCHANT={merchant or '<name>'}`"
         hint = {
             "invalid_grant": "the refresh token was revoked, expired or already rotated away; "
-            "re-authorize the merchant with `make authorize MERCHANT=<name>`",
+            f"re-authorize the merchant with {reauthorize}",
             "invalid_client": "the client id or secret is wrong; check sources.instamojo.client_id "
             "and client_secret in .dlt/secrets.toml (or SOURCES__INSTAMOJO__CLIENT_SECRET)",
-        }.get(code, "see the error above")
+        }.get(code, f"HTTP {resp.status_code} from the token endpoint")
+        if code == "invalid_grant" and getattr(resp.request, ATTEMPTS_ATTRIBUTE, 1) > 1:
+            # The same refresh was sent more than once because an attempt got no answer: if
+            # Instamojo rotated the token in that attempt, its answer (the new refresh token) was
+            # lost on the way and the old one is now dead. Nothing on this side can recover it.
+            hint = ("an earlier attempt of this refresh got no answer (connection lost); if Instamojo "
+                    "rotated the refresh token in that attempt, the new token never arrived and the old "
+                    f"one is spent; re-authorize the merchant with {reauthorize}")
         raise AuthError(
             f"token endpoint {url} refused the {form.get('grant_type')} grant with HTTP "
             f"{resp.status_code} {code}{': ' + description if description else ''} ({hint})",
@@ -203,22 +212,7 @@ class MerchantAuth(AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         token = self.access_token()
         request.headers["Authorization"] = f"Bearer {token}"
-        request.register_hook("response", self._retry_on_401)
+        # whose request this is, for the per-merchant rate limit (limits.LimitedAdapter); a 401 is
+        # answered by the API client, which refreshes once and resends through dlt's retries
+        setattr(request, MERCHANT_ATTRIBUTE, self.merchant)
         return request
-
-    def _retry_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
-        """On a 401, refresh once (unless another thread already did) and resend the request."""
-        if response.status_code != 401 or getattr(response.request, "_instamojo_retried", False):
-            return response
-        used = (response.request.headers.get("Authorization") or "").removeprefix("Bearer ")
-        new_token = self.refresh(stale_token=used)
-        response.content  # drain, so the connection can be reused
-        response.close()
-        retry = response.request.copy()
-        retry.headers["Authorization"] = f"Bearer {new_token}"
-        retry._instamojo_retried = True  # type: ignore[attr-defined]
-        kwargs.pop("hooks", None)
-        new_response = response.connection.send(retry, **kwargs)
-        new_response.history.append(response)
-        new_response.request = retry
-        return new_response

@@ -3,9 +3,11 @@ can fetch pages in parallel and stop early when the listing proves to be sorted 
 
 Retries (429 honouring Retry-After, 5xx, dropped connections, timeouts, with exponential
 backoff) are dlt's own `dlt.sources.helpers.requests.Client`, configured by the usual
-`[runtime] request_*` settings. What is written here is what dlt's RESTClient does not do:
-parallel page fetching when the count is known, an optional client-side rate limit, orjson
-parsing, and per-endpoint request counts for the run summary.
+`[runtime] request_*` settings, shared by every merchant of a run (`limits.HttpClients`). What is
+written here is what dlt's RESTClient does not do: parallel page fetching when the count is
+known, a page that is cut off (a 200 whose JSON does not parse) retried like a 5xx, `success:
+false` inside a 2xx treated as the error it is (as Instamojo's PHP SDK does), one refresh and
+resend on a 401, orjson parsing, and per-endpoint request counts for the run summary.
 """
 
 from __future__ import annotations
@@ -14,20 +16,25 @@ import math
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import orjson
 import requests
-from dlt.sources.helpers.requests import Client
 
 from .auth import MerchantAuth
 from .errors import ApiError, AuthError, ScopeError
+from .limits import HttpClients
 
 # Called with each page's records (in page order); True stops the listing after that page.
 StopRule = Callable[[list[dict[str, Any]]], bool]
+
+# A page whose JSON does not parse (cut off by a proxy or a dropped connection) is fetched again
+# this many times, backing off like dlt's retries, before the listing fails.
+MALFORMED_PAGE_RETRIES = 3
+MALFORMED_PAGE_BACKOFF_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -43,21 +50,8 @@ class Page:
     records: list[dict[str, Any]] | None = None
 
 
-class RateLimiter:
-    """At most `per_second` requests per second across threads (a simple spacing limiter)."""
-
-    def __init__(self, per_second: float) -> None:
-        self._interval = 1.0 / per_second
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self._interval
-        if start > now:
-            time.sleep(start - now)
+class MalformedPage(ApiError):
+    """A 2xx answer whose body is not the JSON object expected."""
 
 
 class ApiClient:
@@ -69,9 +63,9 @@ class ApiClient:
         merchant: str,
         base_url: str,
         auth: MerchantAuth,
-        http: Client,
+        http: HttpClients,
         page_concurrency: int = 4,
-        max_requests_per_second: float | None = None,
+        page_size: int | None = None,
         prefetch_pages: int = 256,
     ) -> None:
         self.merchant = merchant
@@ -79,11 +73,13 @@ class ApiClient:
         self.auth = auth
         self.http = http
         self.page_concurrency = max(1, page_concurrency)
+        # asked for with the `limit` parameter; what pages really hold is read off each listing
+        self.page_size = page_size
         # pages fetched ahead of the caller (~100 kB each): fetching goes on during a batch's conversion
         self.prefetch_pages = max(1, prefetch_pages)
-        self._limiter = RateLimiter(max_requests_per_second) if max_requests_per_second else None
         self._count_lock = threading.Lock()
         self.requests_by_endpoint: Counter[str] = Counter()
+        self.page_sizes_seen: set[int] = set()  # first pages' sizes of listings that had more pages
 
     def url(self, path: str) -> str:
         return urljoin(self.base_url, path.lstrip("/"))
@@ -95,28 +91,59 @@ class ApiClient:
     def _get(
         self, url: str, *, endpoint: str, params: dict[str, Any] | None = None, parse: bool = True
     ) -> tuple[dict[str, Any] | None, bytes, str, float]:
-        if self._limiter:
-            self._limiter.wait()
+        """GET with dlt's retries; a page that does not parse is fetched again
+        (`MALFORMED_PAGE_RETRIES`) before the listing fails. Returns (document or None when
+        `parse` is False, body, final URL, the server's response time)."""
+        for attempt in range(MALFORMED_PAGE_RETRIES + 1):
+            resp = self._send(url, endpoint=endpoint, params=params)
+            # elapsed: until the response's headers, i.e. the server's response time (used to size
+            # how many requests to keep in flight)
+            waited = resp.elapsed.total_seconds()
+            if not parse:
+                return None, resp.content, resp.url, waited
+            try:
+                return self._parse(resp.content, resp.url, endpoint), resp.content, resp.url, waited
+            except MalformedPage:
+                if attempt == MALFORMED_PAGE_RETRIES:
+                    raise
+                time.sleep(MALFORMED_PAGE_BACKOFF_SECONDS * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _send(self, url: str, *, endpoint: str, params: dict[str, Any] | None) -> requests.Response:
+        """One GET through the shared retrying session; a 401 refreshes the access token once
+        (unless another thread already did) and sends again, through the same retries."""
         with self._count_lock:
             self.requests_by_endpoint[endpoint] += 1
-        try:
-            resp = self.http.session.get(url, params=params, auth=self.auth, headers={"Accept": "application/json"})
-        except requests.HTTPError as exc:
-            raise self._status_error(exc.response, endpoint) from None
-        except AuthError:
-            raise
-        except requests.RequestException as exc:
-            raise ApiError(
-                f"request to {_without_query(url)} failed after retries: {exc.__class__.__name__}: {exc}",
-                merchant=self.merchant,
-                endpoint=endpoint,
-            ) from None
-        # elapsed: until the response's headers, i.e. the server's response time (used to size
-        # how many requests to keep in flight)
-        waited = resp.elapsed.total_seconds()
-        if not parse:
-            return None, resp.content, resp.url, waited
-        return self._parse(resp.content, resp.url, endpoint), resp.content, resp.url, waited
+        session = self.http.api.session
+        for resend in (False, True):
+            try:
+                return session.get(url, params=params, auth=self.auth, headers={"Accept": "application/json"})
+            except requests.HTTPError as exc:
+                if exc.response is not None and exc.response.status_code == 401 and not resend:
+                    used = (exc.response.request.headers.get("Authorization") or "").removeprefix("Bearer ")
+                    self.auth.refresh(stale_token=used)
+                    with self._count_lock:
+                        self.requests_by_endpoint[endpoint] += 1
+                    continue
+                raise self._status_error(exc.response, endpoint) from None
+            except AuthError:
+                raise
+            except requests.RequestException as exc:
+                raise ApiError(
+                    f"request to {_without_query(url)} failed after retries: {exc.__class__.__name__}: {exc}",
+                    merchant=self.merchant,
+                    endpoint=endpoint,
+                ) from None
+        raise AssertionError("unreachable")
+
+    def refetch(self, endpoint: str) -> Callable[[str], bytes]:
+        """A function that fetches a page of `endpoint` again by its URL until its JSON parses
+        (for pages that were handed to Arrow unparsed and turned out cut off)."""
+
+        def fetch(url: str) -> bytes:
+            return self._get(url, endpoint=endpoint)[1]
+
+        return fetch
 
     def _status_error(self, resp: requests.Response | None, endpoint: str) -> Exception:
         status = resp.status_code if resp is not None else None
@@ -168,7 +195,10 @@ class ApiClient:
         followed exactly as given. `stop` may end the listing after any page. `parse_all`: every
         page comes with its records as dicts (otherwise bulk pages may come as bytes only).
         """
+        if self.page_size:
+            params = {**(params or {}), "limit": self.page_size}
         first, body, url, _ = self._get(self.url(path), endpoint=endpoint, params=params)
+        assert first is not None
         records = self._records(first, envelope_key, endpoint)
         yield Page(body, url, len(records), records)
         if stop is not None and stop(records):
@@ -177,6 +207,7 @@ class ApiClient:
         if not next_url:
             return
         page_size = len(records)
+        self.page_sizes_seen.add(page_size)
         page_urls = self._remaining_page_urls(next_url, first.get("count"), page_size)
         if page_urls and self.page_concurrency > 1:
             # Pages only a stop rule or the caller reads as records are parsed here; the others
@@ -210,11 +241,14 @@ class ApiClient:
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise ApiError(f"malformed JSON from {_describe(url)} ({exc}); nothing from this listing was "
-                           "committed and its cursor is unchanged, so the next run retries it",
-                           merchant=self.merchant, endpoint=endpoint) from None
+            raise MalformedPage(f"malformed JSON from {_describe(url)} ({exc}), also after "
+                                f"{MALFORMED_PAGE_RETRIES} more attempts; nothing from this listing was "
+                                "committed and its cursor is unchanged, so the next run retries it",
+                                merchant=self.merchant, endpoint=endpoint) from None
         if not isinstance(doc, dict):
-            raise ApiError(f"expected a JSON object from {_describe(url)}", merchant=self.merchant, endpoint=endpoint)
+            raise MalformedPage(f"expected a JSON object from {_describe(url)}", merchant=self.merchant,
+                                endpoint=endpoint)
+        check_success(doc, url, merchant=self.merchant, endpoint=endpoint)
         return doc
 
     def _fetch_in_order(
@@ -337,6 +371,16 @@ class ApiClient:
                 endpoint=endpoint,
             )
         return records
+
+
+def check_success(doc: dict[str, Any], url: str | None, *, merchant: str, endpoint: str) -> None:
+    """Instamojo's envelopes carry `success`; `success: false` inside a 2xx answer is an error
+    (its text in `message`, else `reason`), as Instamojo's PHP SDK treats it."""
+    if doc.get("success") is False:
+        text = doc.get("message") or doc.get("reason") or "no message"
+        raise ApiError(f"{_describe(url)} answered success=false: {str(text)[:300]}; nothing from this "
+                       "listing was committed and its cursor is unchanged, so the next run retries it",
+                       merchant=merchant, endpoint=endpoint)
 
 
 def _without_query(url: str) -> str:

@@ -1,8 +1,8 @@
 """API records → typed Arrow tables, a batch of pages at a time.
 
 Why Arrow and not dicts: dlt's normalizer walks every dict in Python; a resource that yields Arrow
-tables skips normalize altogether and loads through parquet (DESIGN.md measured ~10× the
-throughput). The price is that typing happens here, so this module is where money becomes
+tables skips normalize altogether and loads through parquet (about ten times the throughput of
+dicts through the normalizer, measured on this project's benchmark; docs/sync.md). The price is that typing happens here, so this module is where money becomes
 DECIMAL(18,2) (parsed from the API's strings, never through float), timestamps become UTC, URL
 references get their plain ids, and unusable values are caught with the merchant, endpoint,
 record id and field named.
@@ -24,7 +24,7 @@ import io
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import orjson
 import pyarrow as pa
@@ -117,10 +117,20 @@ class ArrowConverter:
 
     # -- the two parsers -------------------------------------------------------------------------
 
-    def convert_pages(self, bodies: list[bytes], envelope_key: str, urls: Sequence[str] | None = None) -> pa.Table:
+    def convert_pages(
+        self,
+        bodies: list[bytes],
+        envelope_key: str,
+        urls: Sequence[str] | None = None,
+        refetch: Callable[[str], bytes] | None = None,
+    ) -> pa.Table:
         """One table from the raw bodies of list pages (each a JSON object holding `envelope_key`);
-        `urls` name the pages in errors."""
-        page_schema = pa.schema([(envelope_key, pa.list_(pa.struct(list(self.record_schema))))])
+        `urls` name the pages in errors; `refetch(url)` fetches a page again when its body turns
+        out cut off (it raises if the page stays malformed)."""
+        page_schema = pa.schema([
+            (envelope_key, pa.list_(pa.struct(list(self.record_schema)))),
+            ("success", pa.bool_()),
+        ])
         lines = [b if b.find(b"\n") < 0 else orjson.dumps(orjson.loads(b)) for b in bodies]
         block = max(1 << 20, max(len(b) for b in lines) + 1)
         try:
@@ -131,9 +141,11 @@ class ArrowConverter:
                 parse_options=pa_json.ParseOptions(explicit_schema=page_schema, unexpected_field_behavior="infer"),
             )
         except pa.ArrowInvalid:  # a value of another JSON type than documented, or a broken page
-            return self._robust(bodies, envelope_key, urls)
-        if envelope_key not in pages.column_names:
-            return self._robust(bodies, envelope_key, urls)  # the robust parser names what is missing
+            return self._robust(bodies, envelope_key, urls, refetch)
+        if envelope_key not in pages.column_names or pages.num_rows != len(bodies):
+            return self._robust(bodies, envelope_key, urls, refetch)  # the robust parser names what is missing
+        if pc.any(pc.equal(pages.column("success"), False)).as_py():
+            return self._robust(bodies, envelope_key, urls, refetch)  # names the page and its message
         records = pc.list_flatten(pages.column(envelope_key))
         if len(records) == 0:
             return self.typed(self.record_schema.empty_table())
@@ -143,7 +155,10 @@ class ArrowConverter:
         """One table from records already parsed into dicts."""
         return self.typed(self.raw_from_dicts(records), json_as_text=True)
 
-    def _robust(self, bodies: list[bytes], envelope_key: str, urls: Sequence[str] | None) -> pa.Table:
+    def _robust(self, bodies: list[bytes], envelope_key: str, urls: Sequence[str] | None,
+                refetch: Callable[[str], bytes] | None = None) -> pa.Table:
+        from .client import check_success
+
         self.notes.fallback_batches += 1
         records: list[dict[str, Any]] = []
         for i, body in enumerate(bodies):
@@ -151,9 +166,13 @@ class ArrowConverter:
             try:
                 doc = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
-                raise ApiError(f"malformed JSON from {where} ({exc}); nothing from this listing was committed "
-                               "and its cursor is unchanged, so the next run retries it",
-                               merchant=self.merchant, endpoint=self.endpoint) from None
+                if refetch is None or not urls:
+                    raise ApiError(f"malformed JSON from {where} ({exc}); nothing from this listing was committed "
+                                   "and its cursor is unchanged, so the next run retries it",
+                                   merchant=self.merchant, endpoint=self.endpoint) from None
+                doc = orjson.loads(refetch(urls[i]))  # cut off on the way: fetched again (raises if it stays so)
+            if isinstance(doc, dict):
+                check_success(doc, urls[i] if urls else None, merchant=self.merchant, endpoint=self.endpoint)
             page = doc.get(envelope_key) if isinstance(doc, dict) else None
             if not isinstance(page, list):
                 raise ApiError(f"{where} has no {envelope_key!r} list; nothing from this listing was committed "

@@ -66,6 +66,14 @@ DEFAULT_ORDERS_LOOKBACK_DAYS = 1.0
 DEFAULT_PENDING_ORDERS_WINDOW_DAYS = 30.0
 
 DEFAULT_PAGE_CONCURRENCY = 16
+# Records per page asked for with the `limit` parameter: Instamojo's SDKs document a default of 50
+# and a maximum of 500 (https://github.com/Instamojo/instamojo-java). Fewer, larger pages cost
+# less per record; what a page really holds is read off the first page of each listing.
+DEFAULT_PAGE_SIZE = 500
+MAX_PAGE_SIZE = 500
+# Merchants fetched at the same time (each keeps up to `page_concurrency` requests in flight on
+# its large listings). The work is waiting on the network: more helps on a slow link.
+DEFAULT_MERCHANT_CONCURRENCY = 16
 # Records gathered before they are converted and handed to dlt as one Arrow table: large enough
 # that per-batch overhead vanishes, small enough that memory does not grow with history.
 DEFAULT_BATCH_ROWS = 20_000

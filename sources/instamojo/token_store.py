@@ -1,16 +1,22 @@
 """Where each merchant's refresh token lives between runs.
 
-A JSON file (default `.dlt/instamojo.tokens.json`, git-ignored), mode 0600, replaced atomically
-on every write (temp file in the same folder, fsync, rename, fsync the folder), so a crash at any
-instant leaves either the old file or the new one: a rotated refresh token is never lost. A
-sidecar lock serialises writers (a sync and `make authorize` may run at the same time).
+A folder (default `.dlt/tokens/`, git-ignored, mode 0700) with one JSON file per merchant
+(`<merchant>.json`, mode 0600), each replaced atomically on every write (temp file in the same
+folder, fsync, rename, fsync the folder), so a crash at any instant leaves either the old file or
+the new one: a rotated refresh token is never lost. One file per merchant keeps a write's cost
+independent of how many merchants there are (a run of a thousand merchants that all rotate their
+tokens writes a thousand small files, not a thousand copies of one big one). A lock per merchant
+serialises writers of the same merchant (a sync and `make authorize` may run at the same time).
 
-It holds, per merchant: the refresh token, the scopes the merchant granted, when it was written,
-and `config_fingerprint`: a fingerprint of the token configured for the merchant
-(`.dlt/secrets.toml` or an environment variable) when the entry was written. A configured token
-with another fingerprint is one the user set since, so it wins over the stored one; the same
-fingerprint means the stored token is newer (rotated by the API, or from `make authorize`).
-Access tokens are never stored.
+Each file holds: the refresh token, the scopes the merchant granted, when it was written, the
+Instamojo account that approved it (`account_id`, `account_username`), and `config_fingerprint`:
+a fingerprint of the token configured for the merchant (`.dlt/secrets.toml` or an environment
+variable) when the entry was written. A configured token with another fingerprint is one the user
+set since, so it wins over the stored one; the same fingerprint means the stored token is newer
+(rotated by the API, or from `make authorize`). Access tokens are never stored.
+
+Earlier versions kept every merchant in one file (`.dlt/instamojo.tokens.json`); its entries are
+moved into the folder on first use, and the old file is removed.
 """
 
 from __future__ import annotations
@@ -20,14 +26,20 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-DEFAULT_TOKEN_STORE = Path(".dlt") / "instamojo.tokens.json"
-_FORMAT_VERSION = 1
+from .names import MerchantNameError, check_merchant_name
+
+DEFAULT_TOKEN_STORE = Path(".dlt") / "tokens"
+LEGACY_FILE_NAME = "instamojo.tokens.json"
+_FORMAT_VERSION = 2
+_migrated: set[Path] = set()
+_migrate_lock = threading.Lock()
 
 
 def fingerprint(token: str) -> str:
@@ -43,6 +55,8 @@ class StoredTokens:
     scopes: tuple[str, ...] = ()
     updated_at: str = ""
     config_fingerprint: str | None = None  # see the module docstring
+    account_id: str | None = None  # the Instamojo account that approved the app
+    account_username: str | None = None
 
     def to_json(self) -> dict:
         return {
@@ -50,6 +64,8 @@ class StoredTokens:
             "scopes": list(self.scopes),
             "updated_at": self.updated_at,
             "config_fingerprint": self.config_fingerprint,
+            "account_id": self.account_id,
+            "account_username": self.account_username,
         }
 
     @classmethod
@@ -59,6 +75,8 @@ class StoredTokens:
             scopes=tuple(data.get("scopes") or ()),
             updated_at=data.get("updated_at", ""),
             config_fingerprint=data.get("config_fingerprint"),
+            account_id=data.get("account_id"),
+            account_username=data.get("account_username"),
         )
 
 
@@ -78,23 +96,49 @@ def choose_refresh_token(
 
 
 class TokenStoreError(RuntimeError):
-    """The token store file is unreadable or malformed."""
+    """The token store is unreadable, malformed or not writable; the message names the file."""
+
+
+_KEEP = object()
 
 
 class TokenStore:
-    """Per-merchant refresh tokens in one JSON file, written atomically with mode 0600."""
+    """Per-merchant refresh tokens, one JSON file each, written atomically with mode 0600.
+
+    `path` is the folder; a path ending in `.json` (an earlier version's single file) means the
+    folder of the same name without the suffix, and that file's entries are moved into it."""
 
     def __init__(self, path: str | os.PathLike = DEFAULT_TOKEN_STORE) -> None:
-        self.path = Path(path)
+        given = Path(path)
+        self.path = given.with_suffix("") if given.suffix == ".json" else given
+        # where an earlier version's single file may be: `<folder>.json`, or its default name
+        self.legacy_files = list(dict.fromkeys([self.path.with_suffix(".json"), self.path.parent / LEGACY_FILE_NAME]))
+
+    def file_of(self, merchant: str) -> Path:
+        """The file holding `merchant`'s entry (the name is checked first: it names a file)."""
+        try:
+            check_merchant_name(merchant, f"the token store {self.path}")
+        except MerchantNameError as exc:
+            raise TokenStoreError(str(exc)) from None
+        return self.path / f"{merchant}.json"
 
     def get(self, merchant: str) -> StoredTokens | None:
         """The merchant's stored tokens, or None."""
-        entry = self._read().get(merchant)
-        return StoredTokens.from_json(entry) if entry else None
+        self._migrate()
+        return self._read(self.file_of(merchant))
 
     def merchants(self) -> dict[str, StoredTokens]:
         """Every stored merchant (tokens hidden from repr)."""
-        return {name: StoredTokens.from_json(e) for name, e in sorted(self._read().items())}
+        self._migrate()
+        if not self.path.is_dir():
+            return {}
+        found = {}
+        for file in sorted(self.path.glob("*.json")):
+            self.file_of(file.stem)  # a file dropped in by hand must still be a usable name
+            entry = self._read(file)
+            if entry is not None:
+                found[file.stem] = entry
+        return found
 
     def put(
         self,
@@ -103,84 +147,147 @@ class TokenStore:
         scopes: tuple[str, ...] | list[str] | None = None,
         *,
         config_fingerprint: str | None = None,
+        account_id: object = _KEEP,
+        account_username: object = _KEEP,
     ) -> StoredTokens:
         """Store (replace) a merchant's refresh token atomically; returns the new entry.
 
         `scopes=None` keeps the scopes already stored; `config_fingerprint=None` keeps the stored
-        one. Writers pass `fingerprint(configured_token)` when a token is configured for the
-        merchant, so the entry is known to supersede it (see the module docstring).
+        one; the account is kept unless given. Writers pass `fingerprint(configured_token)` when a
+        token is configured for the merchant, so the entry is known to supersede it (see the
+        module docstring).
         """
-        with self._locked():
-            data = self._read()
-            old = data.get(merchant) or {}
+        self._migrate()
+        file = self.file_of(merchant)
+        with self._locked(merchant):
+            old = self._read(file)
             entry = StoredTokens(
                 refresh_token=refresh_token,
-                scopes=tuple(scopes) if scopes is not None else tuple(old.get("scopes") or ()),
+                scopes=tuple(scopes) if scopes is not None else (old.scopes if old else ()),
                 updated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                config_fingerprint=config_fingerprint if config_fingerprint is not None else old.get("config_fingerprint"),
+                config_fingerprint=config_fingerprint if config_fingerprint is not None
+                else (old.config_fingerprint if old else None),
+                account_id=(old.account_id if old else None) if account_id is _KEEP else account_id,  # type: ignore[arg-type]
+                account_username=(old.account_username if old else None) if account_username is _KEEP
+                else account_username,  # type: ignore[arg-type]
             )
-            data[merchant] = entry.to_json()
-            self._write(data)
+            self._write(file, {"version": _FORMAT_VERSION, "merchant": merchant, **entry.to_json()})
             return entry
 
     def remove(self, merchant: str) -> bool:
         """Forget a merchant's tokens locally; True if there was an entry."""
-        with self._locked():
-            data = self._read()
-            if merchant not in data:
+        self._migrate()
+        file = self.file_of(merchant)
+        with self._locked(merchant):
+            try:
+                file.unlink()
+            except FileNotFoundError:
                 return False
-            del data[merchant]
-            self._write(data)
+            self._fsync_dir()
             return True
+
+    def check_writable(self) -> None:
+        """Prove that a rotated refresh token could be written, before any is spent: create the
+        folder if needed, write, fsync and remove a probe file. Raises `TokenStoreError` naming
+        the folder and what the system said."""
+        try:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=self.path)
+            try:
+                os.write(fd, b"probe\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+        except OSError as exc:
+            raise TokenStoreError(
+                f"the token store {self.path} is not writable ({exc.strerror or exc}): a refresh token that "
+                "Instamojo rotates could not be saved and would be lost, so no token was used. Make the "
+                "folder writable, or set sources.instamojo.token_store_path to a writable folder."
+            ) from None
 
     # -- file handling -------------------------------------------------------------------------
 
-    def _read(self) -> dict[str, dict]:
+    def _read(self, file: Path) -> StoredTokens | None:
         try:
-            raw = self.path.read_text()
+            raw = file.read_text()
         except FileNotFoundError:
-            return {}
+            return None
+        except OSError as exc:
+            raise TokenStoreError(f"token store file {file} cannot be read ({exc.strerror or exc})") from None
         try:
-            doc = json.loads(raw)
-            merchants = doc["merchants"]
-            if not isinstance(merchants, dict):
-                raise TypeError("'merchants' is not an object")
-            return merchants
+            return StoredTokens.from_json(json.loads(raw))
         except (ValueError, KeyError, TypeError) as exc:
             raise TokenStoreError(
-                f"token store {self.path} is not valid ({exc.__class__.__name__}: {exc}); "
-                "fix or delete it and re-authorize the merchants with `make authorize`"
+                f"token store file {file} is not valid ({exc.__class__.__name__}: {exc}); delete it and "
+                f"re-authorize that merchant with `make authorize MERCHANT={file.stem}`"
             ) from None
 
-    def _write(self, merchants: dict[str, dict]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"version": _FORMAT_VERSION, "merchants": merchants}, indent=2, sort_keys=True)
+    def _write(self, file: Path, doc: dict) -> None:
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        body = json.dumps(doc, indent=2, sort_keys=True)
         # mkstemp creates the file with mode 0600 before any secret is written to it
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", dir=self.path)
         try:
             with os.fdopen(fd, "w") as fh:
                 fh.write(body + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
+            os.replace(tmp, file)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        self._fsync_dir()
+
+    def _fsync_dir(self) -> None:
+        dir_fd = os.open(self.path, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    def _locked(self, name: str) -> Iterator[None]:
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        locks = self.path / ".locks"
+        locks.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(locks / f"{name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+    def _migrate(self) -> None:
+        """Move an earlier version's single-file store into the folder, once."""
+        key = self.path.resolve()
+        if key in _migrated:
+            return
+        with _migrate_lock:
+            if key not in _migrated:
+                for legacy in self.legacy_files:
+                    if legacy.is_file():
+                        self._migrate_file(legacy)
+                _migrated.add(key)
+
+    def _migrate_file(self, legacy: Path) -> None:
+        try:
+            doc = json.loads(legacy.read_text())
+            entries = doc["merchants"]
+            if not isinstance(entries, dict):
+                raise TypeError("'merchants' is not an object")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TokenStoreError(
+                f"token store {legacy} (an earlier version's) is not valid ({exc.__class__.__name__}: {exc}); "
+                "fix or delete it and re-authorize the merchants with `make authorize`"
+            ) from None
+        for merchant, data in entries.items():
+            file = self.file_of(merchant)
+            with self._locked(merchant):
+                if not file.exists():  # an entry already in the folder is the newer one
+                    entry = StoredTokens.from_json(data)
+                    self._write(file, {"version": _FORMAT_VERSION, "merchant": merchant, **entry.to_json()})
+        legacy.unlink()
+        legacy.with_name(legacy.name + ".lock").unlink(missing_ok=True)

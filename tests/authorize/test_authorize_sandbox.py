@@ -176,11 +176,11 @@ def test_success_stores_the_token_and_a_sync_uses_it(sandbox, redirect_uri, sett
     assert entry.refresh_token in sandbox.oauth._refresh  # the token the sandbox issued for the code
     # marks the stored token as newer than the configured one (token_store's rule)
     assert entry.config_fingerprint == fingerprint(STALE_TOKEN)
-    assert stat.S_IMODE(os.stat(settings.token_store_path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(settings.token_store.file_of("acme")).st_mode) == 0o600
 
     after = sync_merchant(settings, "acme", resources=["user_info"])
     assert after.ok, after.error
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+    with duckdb.connect(str(settings.duckdb_work_path), read_only=True) as con:
         rows = con.execute("select merchant from instamojo_raw.user_info").fetchall()
     assert rows == [("acme",)]
 

@@ -195,7 +195,7 @@ def test_revoke_local_forgets_the_stored_token_only(cli_settings, tmp_path, caps
     out = capsys.readouterr().out
     assert "does NOT revoke it at Instamojo" in out
     assert store.get("acme") is None and store.get("globex") is not None
-    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(store.file_of("globex")).st_mode) == 0o600
     assert cli.main(["revoke-local", "acme"]) == 2
     err = capsys.readouterr().err
     assert "no stored token for merchant 'acme'" in err and "stored: globex" in err

@@ -9,6 +9,7 @@ import duckdb
 
 from pipelines.steps import run_check_step, run_transform_step
 from pipelines.config import Settings
+from pipelines.warehouse import publish
 from tests.raw_fixtures import create_raw_tables, insert_rows
 
 
@@ -20,7 +21,8 @@ def settings_for(tmp_path) -> Settings:
 
 def build(tmp_path, *, broken: bool) -> Settings:
     settings = settings_for(tmp_path)
-    conn = duckdb.connect(str(settings.duckdb_path))
+    settings.duckdb_work_path.parent.mkdir(parents=True)
+    conn = duckdb.connect(str(settings.duckdb_work_path))
     create_raw_tables(conn, "instamojo_raw")
     insert_rows(conn, "instamojo_raw", "payouts", [{
         "id": "PO1", "status": True, "paid_out_at": "2024-11-08T06:30:00Z", "currency": "INR",
@@ -39,9 +41,10 @@ def build(tmp_path, *, broken: bool) -> Settings:
     assert ok, lines
     if broken:
         # a mart row the raw data does not have: a total that no longer matches, a key twice
-        conn = duckdb.connect(str(settings.duckdb_path))
+        conn = duckdb.connect(str(settings.duckdb_work_path))
         conn.execute("INSERT INTO instamojo.payments_reconciled SELECT * FROM instamojo.payments_reconciled")
         conn.close()
+    publish(settings)  # the checks judge what analysts see
     return settings
 
 

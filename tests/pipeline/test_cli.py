@@ -97,11 +97,10 @@ def test_a_second_sync_refuses_at_once_and_the_first_completes_untouched(sandbox
         assert first.returncode == 0, out + err
     finally:
         first.kill()
-    from tests.pipeline_helpers import open_test_warehouse, pipeline_settings
     from tests.source.truth import assert_warehouse_matches
+    from transforms.warehouse import Warehouse
 
-    settings = pipeline_settings(sb, tmp_path / "unused", merchants=sb.merchants[:1])
-    wh = open_test_warehouse(settings.with_overrides(duckdb_path=tmp_path / "warehouse.duckdb"))
+    wh = Warehouse.duckdb(str(tmp_path / "warehouse.duckdb"))  # the copy published for analysts
     assert_warehouse_matches(wh, "instamojo_raw", sb, sb.merchants[:1], tables=["payments", "payouts", "orders"])
 
 

@@ -55,11 +55,13 @@ def assert_all_ok(results):
     assert not failed, failed
 
 
-def cursor(settings, merchant, key):
-    from pipelines.sync import cursors_of
-    from pipelines.warehouse import merchant_pipeline
+def cursor(settings, merchant, family):
+    """Where a merchant's cursor of `family` stands in the engine's committed state."""
+    from pipelines.warehouse import engine_pipeline
+    from sources.instamojo.state import cursor_of
 
-    return cursors_of(merchant_pipeline(settings, merchant)).get(key)
+    states = engine_pipeline(settings).state.get("sources", {}).get("instamojo", {}).get("merchants", {})
+    return cursor_of(states.get(merchant) or {}, family)
 
 
 def test_sync_equals_ground_truth_then_stays_equal_as_the_clock_advances(sandbox_factory, settings_for):
@@ -150,7 +152,8 @@ def test_rotated_refresh_tokens_are_persisted_before_use(sandbox_factory, settin
     assert_all_ok(sync_all(settings, resources=["user_info"]))
     stored = settings.token_store.get(merchant)
     assert stored.refresh_token != configured  # rotated and stored
-    assert stat.S_IMODE(os.stat(settings.token_store_path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(settings.token_store.file_of(merchant)).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(settings.token_store.path).st_mode) == 0o700
     # the configured token is now dead at the sandbox; the stored one carries the next run
     for _ in range(2):
         assert_all_ok(sync_all(settings, resources=["user_info"]))
@@ -180,7 +183,7 @@ def test_a_revoked_merchant_and_a_missing_scope_do_not_stop_the_others(sandbox_f
 
 
 @pytest.mark.parametrize("endpoint, concurrency, skip", [("payments", 1, 2), ("orders", 4, 1)])
-def test_a_malformed_page_fails_clearly_keeps_the_cursor_and_the_next_run_completes(
+def test_a_page_that_stays_malformed_fails_clearly_keeps_the_cursor_and_the_next_run_completes(
     sandbox_factory, settings_for, endpoint, concurrency, skip
 ):
     # payments pages are parsed as they arrive (sequential, stop rule); orders pages fetched in
@@ -189,27 +192,39 @@ def test_a_malformed_page_fails_clearly_keeps_the_cursor_and_the_next_run_comple
     settings = settings_for(sb, merchants=sb.merchants[:1], page_concurrency=concurrency)
     merchant = settings.merchants[0]
     assert_all_ok(sync_all(settings))
-    before = cursor(settings, merchant, "payments.created_at")
-    wh = open_test_warehouse(settings)
-    rows_before = count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments")
-    wh.close()
+    before = cursor(settings, merchant, endpoint)
 
     sb.advance(days=2)
-    sb.faults.add("malformed", endpoint=endpoint, count=1, skip=skip)  # a page after the first
+    # a page after the first stays cut off through every retry
+    sb.faults.add("malformed", endpoint=endpoint, count=8, skip=skip)
     result = sync_merchant(settings, merchant)
     assert not result.ok
     assert "malformed JSON" in result.error and f"/v2/{endpoint}/" in result.error and merchant in result.error
     assert "page" in result.error
     assert "cursors did not move" in result.error
-    assert cursor(settings, merchant, "payments.created_at") == before
+    assert cursor(settings, merchant, endpoint) == before
+    # what did land of the other listings is a correct merge: every row equals the API's record
     wh = open_test_warehouse(settings)
-    assert count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments") == rows_before  # nothing half-loaded
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, [merchant], tables=["payouts"], subset=True)
     wh.close()
 
+    sb.faults.clear()
     assert_all_ok([sync_merchant(settings, merchant)])
-    assert cursor(settings, merchant, "payments.created_at") > before
+    assert cursor(settings, merchant, endpoint) > before
     wh = open_test_warehouse(settings)
     assert_warehouse_matches(wh, settings.raw_dataset, sb, [merchant])
+
+
+@pytest.mark.parametrize("endpoint", ["payments", "orders"])
+def test_a_page_cut_off_once_is_fetched_again_and_the_run_succeeds(sandbox_factory, settings_for, endpoint):
+    sb = sandbox_factory(SandboxConfig(seed=8, profile="small", page_size=5))
+    settings = settings_for(sb, merchants=sb.merchants[:1], page_concurrency=4)
+    sb.faults.add("malformed", endpoint=endpoint, count=2, skip=1)
+    [result] = sync_all(settings)
+    assert result.ok, result.error
+    assert sb.request_count(endpoint=endpoint, status=200) > 0
+    wh = open_test_warehouse(settings)
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, settings.merchants)
 
 
 @pytest.mark.parametrize("order", ["oldest_first", "unordered"])
@@ -287,7 +302,7 @@ def test_a_longer_lookback_for_one_run_picks_up_late_refund_cases(sandbox_factor
     assert_all_ok(sync_all(settings))
     sb.advance(days=12)
     assert_all_ok(sync_all(settings))
-    cursor_before = cursor(settings, merchant, "payments.created_at")
+    cursor_before = cursor(settings, merchant, "payments")
     truth = {p["id"]: p for p in sb.truth(merchant, "payments")}
     window_start = cursor_before - timedelta(days=40)
 
@@ -305,15 +320,15 @@ def test_a_longer_lookback_for_one_run_picks_up_late_refund_cases(sandbox_factor
     deep = settings.with_overrides(source=settings.source.__class__(payments_lookback_days=40))
     assert_all_ok(sync_all(deep))
     assert stale_in_window() == []
-    assert cursor(settings, merchant, "payments.created_at") == cursor_before
+    assert cursor(settings, merchant, "payments") == cursor_before
 
 
 def test_an_interrupted_run_is_finished_by_the_next_without_duplicates(sandbox_factory, settings_for):
     """A run that stopped after extracting (a crash, a kill, a full disk at load time) left a
     load package with its state; the next run loads that package first, then continues from the
     state it carried: nothing is lost, nothing is loaded twice."""
-    from pipelines.warehouse import loader_file_format, merchant_pipeline
-    from sources.instamojo.source import instamojo_source
+    from pipelines.warehouse import engine_pipeline, loader_file_format
+    from sources.instamojo import MerchantSpec, instamojo_source
 
     sb = sandbox_factory(SandboxConfig(seed=13, profile="small", page_size=20))
     settings = settings_for(sb, merchants=sb.merchants[:1], payments_lookback_days=60)
@@ -322,20 +337,23 @@ def test_an_interrupted_run_is_finished_by_the_next_without_duplicates(sandbox_f
     sb.advance(days=2)
 
     # the interrupted run: extracted and normalized, never loaded
-    pipeline = merchant_pipeline(settings, merchant)
+    pipeline = engine_pipeline(settings)
     pipeline.extract(instamojo_source(
-        merchant=merchant, base_url=settings.base_url, client_id=settings.client_id,
-        client_secret=settings.client_secret, refresh_token=settings.refresh_tokens[merchant],
+        merchants=[MerchantSpec(merchant, settings.refresh_tokens[merchant])], base_url=settings.base_url,
+        client_id=settings.client_id, client_secret=settings.client_secret,
         token_store_path=str(settings.token_store_path), payments_lookback_days=60,
+        page_size=settings.source.page_size,
     ), loader_file_format=loader_file_format(settings))
     pipeline.normalize()
     assert pipeline.list_normalized_load_packages()
 
     sb.advance(days=1)
-    [result] = sync_all(settings)
-    assert result.ok, result.error
-    assert any("interrupted" in w for w in result.warnings)
-    assert not merchant_pipeline(settings, merchant).list_normalized_load_packages()
+    from pipelines.sync import sync_merchants
+
+    run = sync_merchants(settings)
+    assert run.ok, run.results
+    assert run.finished_interrupted
+    assert not engine_pipeline(settings).list_normalized_load_packages()
     wh = open_test_warehouse(settings)
     assert_warehouse_matches(wh, settings.raw_dataset, sb, [merchant])
 

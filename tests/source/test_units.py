@@ -18,7 +18,7 @@ from pipelines.lock import AlreadyRunning, SyncLock
 from sources.instamojo.convert import ArrowConverter
 from sources.instamojo.errors import RecordError, RedactingFilter, redact, register_secret
 from sources.instamojo.schema import PAYMENTS, PAYOUTS
-from sources.instamojo.source import NewestFirstProof
+from sources.instamojo.resources.payments import NewestFirstProof
 from sources.instamojo.token_store import TokenStore, TokenStoreError, choose_refresh_token, fingerprint
 
 SYNCED = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -43,14 +43,50 @@ def converter(table=PAYMENTS):
 
 class TestTokenStore:
     def test_put_is_atomic_0600_and_never_in_repr(self, tmp_path):
-        store = TokenStore(tmp_path / "t.json")
+        store = TokenStore(tmp_path / "tokens")
         entry = store.put("acme", "refresh-secret-123", ["payments:read"])
-        assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(store.file_of("acme")).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o700
         assert "refresh-secret-123" not in repr(entry) and "refresh-secret-123" not in repr(store.merchants())
         assert store.get("acme").refresh_token == "refresh-secret-123"
         assert store.get("acme").scopes == ("payments:read",)
-        # no temp files left behind
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json", "t.json.lock"]
+        # no temp files left behind: one file per merchant (and the lock folder)
+        assert sorted(p.name for p in store.path.iterdir()) == [".locks", "acme.json"]
+
+    def test_an_earlier_single_file_store_is_moved_into_the_folder(self, tmp_path):
+        import json
+
+        legacy = tmp_path / "instamojo.tokens.json"
+        legacy.write_text(json.dumps({"version": 1, "merchants": {
+            "acme": {"refresh_token": "old-acme-token", "scopes": ["payments:read"], "updated_at": "x",
+                     "config_fingerprint": None},
+            "globex": {"refresh_token": "old-globex-token", "scopes": [], "updated_at": "y"},
+        }}))
+        store = TokenStore(tmp_path / "tokens")
+        assert {m: e.refresh_token for m, e in store.merchants().items()} == {
+            "acme": "old-acme-token", "globex": "old-globex-token"}
+        assert not legacy.exists()
+        assert stat.S_IMODE(os.stat(store.file_of("globex")).st_mode) == 0o600
+
+    def test_a_path_ending_in_json_means_the_folder_beside_it(self, tmp_path):
+        store = TokenStore(tmp_path / "t.json")
+        store.put("acme", "r1")
+        assert store.path == tmp_path / "t" and store.file_of("acme").exists()
+
+    def test_unusable_merchant_names_are_refused(self, tmp_path):
+        store = TokenStore(tmp_path / "tokens")
+        for bad in ("../../etc/passwd", "a b", "$(touch x)", "Robert'); DROP TABLE x;--", "", ".hidden"):
+            with pytest.raises(TokenStoreError, match="not usable"):
+                store.put(bad, "r1")
+        assert not (tmp_path / "etc").exists()
+
+    def test_write_probe_names_a_read_only_folder(self, tmp_path, read_only_folder):
+        store = TokenStore(tmp_path / "tokens")
+        store.check_writable()  # writable: fine, and nothing left behind
+        assert [p.name for p in store.path.iterdir()] == []
+        folder = read_only_folder(tmp_path / "ro", contents={"tokens/acme.json": "{}"})
+        with pytest.raises(TokenStoreError, match=f"{folder / 'tokens'} is not writable.*Read-only file system"):
+            TokenStore(folder / "tokens").check_writable()
 
     def test_put_keeps_scopes_when_not_given_and_remove(self, tmp_path):
         store = TokenStore(tmp_path / "t.json")
@@ -60,10 +96,14 @@ class TestTokenStore:
         assert store.remove("acme") is True and store.get("acme") is None and store.remove("acme") is False
 
     def test_malformed_file_names_itself(self, tmp_path):
-        path = tmp_path / "t.json"
+        store = TokenStore(tmp_path / "tokens")
+        store.path.mkdir()
+        path = store.file_of("acme")
         path.write_text("{not json")
         with pytest.raises(TokenStoreError, match=str(path)):
-            TokenStore(path).get("acme")
+            store.get("acme")
+        with pytest.raises(TokenStoreError, match=str(path)):
+            store.merchants()
 
     def test_choose_refresh_token_precedence(self, tmp_path):
         store = TokenStore(tmp_path / "t.json")
@@ -226,12 +266,14 @@ class TestFastAndRobustParsersAgree:
 def test_orders_split_into_child_tables_with_positions():
     import orjson
 
-    from sources.instamojo.source import OrderTables
+    from types import SimpleNamespace
+
+    from sources.instamojo.resources.orders import OrderTables
 
     def conv(table, endpoint, **kw):
         return ArrowConverter(table, merchant="acme", endpoint=endpoint, synced_at=SYNCED, **kw)
 
-    tables = OrderTables(conv)
+    tables = OrderTables(SimpleNamespace(converter=conv))
     order = {
         "id": "o1", "created_at": "2026-01-01T00:00:00Z", "amount": "700.00", "order_status": "Fully Paid",
         "payments": [{"payment_id": "p1", "amount": "500.00", "status": "Success"},
@@ -243,7 +285,7 @@ def test_orders_split_into_child_tables_with_positions():
     }
     empty = {"id": "o2", "created_at": "2026-01-02T00:00:00Z", "amount": "0.00", "payments": [], "items": None}
     body = orjson.dumps({"count": 2, "next": None, "orders": [order, empty]})
-    out = {item.meta.hints["table_name"]: item.data for item in tables.split(tables.orders.convert_pages([body], "orders"))}
+    out = {table.name: data for table, data in tables.split(tables.orders.convert_pages([body], "orders"))}
     assert out["orders"].column("id").to_pylist() == ["o1", "o2"] and "items" not in out["orders"].column_names
     assert out["order_payments"].select(["order_id", "payment_id", "amount"]).to_pylist() == [
         {"order_id": "o1", "payment_id": "p1", "amount": Decimal("500.00")},

@@ -1,0 +1,1 @@
+"""The resource families: one module each (payments, payouts, products, orders, profile)."""
