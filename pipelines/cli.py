@@ -19,13 +19,15 @@ from typing import Any, Callable, Sequence
 import dlt
 
 from sources.instamojo.errors import install_redaction
+from sources.instamojo.names import MerchantNameError
 from sources.instamojo.settings import ALL_RESOURCES
+from sources.instamojo.token_store import TokenStoreError
 
 from . import summary
 from .config import DESTINATIONS, ConfigError, Settings, load_settings
 from .lock import AlreadyRunning, SyncLock
-from .steps import run_check_step, run_transform_step
 from .progress import MerchantProgress
+from .steps import run_check_step, run_transform_step
 from .sync import SyncRun, sync_merchants
 from .warehouse import publish
 
@@ -258,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except ConfigError as exc:
+    except (ConfigError, TokenStoreError, MerchantNameError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except AlreadyRunning as exc:

@@ -23,7 +23,11 @@ from dlt.common.configuration.exceptions import ConfigProviderException
 
 from sources.instamojo import settings as source_settings
 from sources.instamojo.names import MerchantNameError, check_merchant_name
-from sources.instamojo.token_store import DEFAULT_TOKEN_STORE, TokenStore, TokenStoreError
+from sources.instamojo.token_store import (
+    DEFAULT_TOKEN_STORE,
+    TokenStore,
+    TokenStoreError,
+)
 
 SOURCE_SECTION = "sources.instamojo"
 PIPELINE_SECTION = "instamojo_elt"

@@ -57,7 +57,6 @@ def run_query(settings: Settings, sql: str, limit: int = 50) -> str:
 
 def cmd_query(args: argparse.Namespace) -> int:
     from .cli import EXIT_FAILED, EXIT_OK, settings_from_args
-
     from .config import ConfigError
 
     settings = settings_from_args(args)
