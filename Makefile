@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Pass-through arguments, e.g. `make sync ARGS="--merchants acme --resources payments"`.
 ARGS ?=
 
-.PHONY: help venv test test-fast demo sync transform check query sandbox authorize merchants bench bench-sandbox lock clean
+.PHONY: help venv browser test test-fast demo sync transform check report query sandbox authorize merchants bench bench-sandbox lock clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -22,7 +22,23 @@ $(STAMP): pyproject.toml requirements.lock
 
 venv: $(STAMP) ## create the virtualenv from requirements.lock
 
-test: $(STAMP) ## run the whole test suite (slow and postgres tests included)
+# Headless Chromium for the browser tests: Debian's chromium and chromium-driver, installed with
+# apt-get when missing (a no-op when present); nothing downloads a browser of its own.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+
+browser: ## install headless Chromium for the browser tests (Debian's chromium + chromium-driver) when missing
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
+	echo "installing Debian's chromium and chromium-driver (apt-get) for the browser tests ..."; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver; } \
+	  || { echo "error: could not install chromium and chromium-driver with apt-get (it needs root and Debian's" \
+	            "package lists); the browser tests need $(CHROMIUM) and $(CHROMEDRIVER)." >&2; exit 1; }; \
+	test -x $(CHROMIUM) && test -x $(CHROMEDRIVER) \
+	  || { echo "error: apt-get finished but $(CHROMIUM) or $(CHROMEDRIVER) is missing" >&2; exit 1; }
+
+test: $(STAMP) browser ## run the whole test suite (slow and postgres tests included)
 	$(PY) -m pytest -m "slow or not slow" -n 2 $(ARGS)
 
 test-fast: $(STAMP) ## run the fast tests only
@@ -39,6 +55,9 @@ transform: $(STAMP) ## rebuild the reconciliation marts from the raw tables
 
 check: $(STAMP) ## run the data-quality checks (exit 1 on an error-severity failure)
 	$(PY) -m pipelines check $(ARGS)
+
+report: $(STAMP) ## write the offline HTML reconciliation report, data/report/index.html (ARGS="--merchants acme --from 2024-11-01")
+	$(PY) -m pipelines report $(ARGS)
 
 query: $(STAMP) ## run SQL on the warehouse: make query Q="SELECT * FROM instamojo.reconciliation_exceptions"
 	@test -n "$(Q)" || { echo 'usage: make query Q="SELECT …" [ARGS="--duckdb-path data/demo.duckdb"]' >&2; exit 2; }
