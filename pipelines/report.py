@@ -66,6 +66,19 @@ def open_marts(settings: Settings) -> Iterator[Any]:
         warehouse.close()
 
 
+def report_step(settings: Settings, output: Path) -> tuple[bool, str]:
+    """Write the report for every merchant over the default period (as `make demo` does);
+    returns (ok, a line saying where it is or why it is not)."""
+    from report import ReportError, write_report
+
+    try:
+        with open_marts(settings) as marts:
+            result = write_report(marts, output, source=marts.source)
+    except ReportError as exc:
+        return False, f"Report not written: {exc}"
+    return True, f"The reconciliation report (open it in a browser; it works offline): {result.path.resolve()}"
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from report import ReportError, write_report
 
