@@ -11,7 +11,7 @@ import pytest
 from report import Marts, write_report
 from report.render import SECTIONS
 from tests.browser import ARTIFACTS
-from tests.report.reportdata import Built, build
+from tests.report.reportdata import Built
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +31,8 @@ return figures.map(f => {
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory) -> tuple[Built, Path]:
-    built = build(tmp_path_factory.mktemp("browser"), anomalies=True)
+def page(anomalous, tmp_path_factory) -> tuple[Built, Path]:
+    built = anomalous
     wh = built.open()
     try:
         result = write_report(Marts(wh, built.schema), tmp_path_factory.mktemp("page") / "index.html")

@@ -10,12 +10,7 @@ from pathlib import Path
 import pytest
 
 from report.formatting import moment, to_ist
-from tests.report.reportdata import Built, build, parse, run_report
-
-
-@pytest.fixture(scope="module")
-def clean(tmp_path_factory) -> Built:
-    return build(tmp_path_factory.mktemp("cli"))
+from tests.report.reportdata import parse, run_report
 
 
 def _no_traceback(proc) -> None:

@@ -11,20 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from report import Marts, write_report
+from report import Marts, downloads, write_report
 from report.formatting import count, inr
-from tests.report.reportdata import Built, Truth, build, parse
-from report import downloads
-
-
-@pytest.fixture(scope="module")
-def clean(tmp_path_factory) -> Built:
-    return build(tmp_path_factory.mktemp("clean"))
-
-
-@pytest.fixture(scope="module")
-def anomalous(tmp_path_factory) -> Built:
-    return build(tmp_path_factory.mktemp("anomalous"), anomalies=True)
+from tests.report.reportdata import Built, Truth, parse
 
 
 def _write(built: Built, out: Path, **kwargs):
