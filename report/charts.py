@@ -145,7 +145,7 @@ def aging(buckets: list["Bucket"], title: str) -> str:
     )
     text = alt.Chart(alt.Data(values=totals)).mark_text(dy=-6, fontSize=11, color="#222").encode(
         x=alt.X("bucket:N", sort=order), y=alt.Y("total:Q"), text="text:N")
-    chart = (bars + text).properties(width=480, height=220, title=title).configure(**CONFIG)
+    chart = (bars + text).properties(width=400, height=220, title=title).configure(**CONFIG)
     return to_svg(chart)
 
 
@@ -153,7 +153,8 @@ def exceptions(groups: list["Group"], title: str) -> str:
     import altair as alt
 
     rows = [{"label": g.label, "severity": g.severity, "value": _draw(g.amount),
-             "text": f"{g.count:,} · {inr(g.amount)}" + (f" (+{g.unknown} unknown)" if g.unknown else "")}
+             "text": f"{g.count:,} · " + ("amount unknown" if g.unknown == g.count else
+                                          inr(g.amount) + (f" (+{g.unknown} unknown)" if g.unknown else ""))}
             for g in groups]
     order = [g.label for g in groups]
     base = alt.Chart(alt.Data(values=rows)).encode(

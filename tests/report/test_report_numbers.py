@@ -171,3 +171,33 @@ def test_downloads_hold_every_row_with_exact_money(anomalous, tmp_path):
             assert sum(Decimal(r["paid_out_amount"]) for r in daily) == truth.value("daily_paid", m.merchant)
     finally:
         wh.close()
+
+
+def test_overdue_money_is_aged_and_listed(clean, tmp_path):
+    """The marts rebuilt as of two weeks after the sync: what was awaiting payout is overdue."""
+    import dataclasses
+    import shutil
+    from datetime import datetime, time, timezone
+
+    from transforms import ReconciliationSettings, Warehouse, build_marts
+
+    copy = tmp_path / "later.duckdb"
+    shutil.copy(clean.settings.duckdb_path, copy)
+    later = datetime.combine(clean.as_of + timedelta(days=14), time(12), tzinfo=timezone.utc)
+    wh = Warehouse.duckdb(str(copy))
+    try:
+        build_marts(wh, raw_schema=clean.settings.raw_dataset, marts_schema=clean.schema,
+                    settings=ReconciliationSettings(as_of=later))
+    finally:
+        wh.close()
+    built = dataclasses.replace(clean, settings=dataclasses.replace(clean.settings, duckdb_path=copy))
+    result = _write(built, tmp_path / "out", start=clean.as_of - timedelta(days=20), end=clean.as_of)
+    _check_every_figure(built, result)
+    page = parse(result.path)
+    overdue = {f.merchant: Decimal(f.value) for f in page.figures if f.key == "overdue"}
+    assert all(v > 0 for v in overdue.values()), overdue
+    aged = [f for f in page.figures if f.key.startswith("aging_overdue:") and Decimal(f.value) > 0]
+    assert aged and all(not f.key.endswith("0–3 business days") for f in aged)
+    listed = {r["data-payment"] for r in page.rows["payment"]}
+    exceptions = {r["data-entity"] for r in page.rows["exception"] if r["data-exception"].startswith("overdue_settlement:")}
+    assert listed and listed == exceptions
