@@ -38,6 +38,7 @@ class Marts:
     def __init__(self, warehouse: Warehouse, schema: str = "instamojo") -> None:
         self.warehouse = warehouse
         self.schema = schema
+        self.source = ""  # where the marts are, for the page's header (set by the opener)
         self._prefix = _quote(schema)
         if warehouse.dialect == "duckdb":
             # DuckDB names the catalog after the file: `instamojo.x` is ambiguous in a file called

@@ -3,12 +3,11 @@ charts as inline SVG. Everything the page needs is in the one file; the CSV down
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from . import charts, downloads, formatting as fmt
 from .model import AGE_BUCKETS, Report
@@ -81,5 +80,4 @@ def render(report: Report) -> str:
         if m.exception_groups:
             chart_svgs[(name, "exceptions")] = Markup(charts.exceptions(m.exception_groups, f"{name}: exceptions by type"))
     template = _environment().get_template("page.html")
-    return template.render(report=report, charts=chart_svgs, behind=lambda latest: _behind(report, latest),
-                           escape=escape, today=date.today())
+    return template.render(report=report, charts=chart_svgs, behind=lambda latest: _behind(report, latest))
