@@ -31,8 +31,13 @@ browser: ## install headless Chromium for the browser tests (Debian's chromium +
 	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
 	echo "installing Debian's chromium and chromium-driver (apt-get) for the browser tests ..."; \
 	export DEBIAN_FRONTEND=noninteractive; \
+<<<<<<< HEAD
 	apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
 	  || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium chromium-driver; } \
+=======
+	apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver; } \
+>>>>>>> report
 	  || { echo "error: could not install chromium and chromium-driver with apt-get (it needs root and Debian's" \
 	            "package lists); the browser tests need $(CHROMIUM) and $(CHROMEDRIVER)." >&2; exit 1; }; \
 	test -x $(CHROMIUM) && test -x $(CHROMEDRIVER) \

@@ -242,7 +242,7 @@ def _plugin_modules() -> list[Any]:
     import importlib
 
     modules = []
-    for name in ("pipelines.demo", "pipelines.authorize", "pipelines.query", "pipelines.bench"):
+    for name in ("pipelines.demo", "pipelines.authorize", "pipelines.query", "pipelines.bench", "pipelines.report"):
         try:
             modules.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:

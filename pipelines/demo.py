@@ -155,6 +155,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .query import run_query
 
     print(run_query(demo_settings("", ()), SAMPLE_QUERY))
+    from .report import report_step
+
+    r_ok, line = report_step(demo_settings("", ()), DEMO_DIR / "report" / "index.html")
+    print(f"\n{line}")
+    ok &= r_ok
     print(f"\ndemo {'finished' if ok else 'FINISHED WITH FAILURES'} in {time.perf_counter() - started:.0f} s")
     return EXIT_OK if ok else EXIT_FAILED
 

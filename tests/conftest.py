@@ -73,3 +73,30 @@ def read_only_folder():
     yield make
     for path in reversed(mounted):
         subprocess.run(["umount", str(path)], check=False)
+
+
+# --- headless Chromium (tests/browser.py) -------------------------------------------------------
+# One browser per test session (per xdist worker); `make browser` installs Debian's chromium and
+# chromium-driver, which `make test` does first. Screenshots go to tests.browser.ARTIFACTS.
+
+
+@pytest.fixture(scope="session")
+def _chromium():
+    from tests.browser import Browser, BrowserMissing
+
+    try:
+        browser = Browser()
+    except BrowserMissing as exc:
+        pytest.fail(str(exc))
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def browser(_chromium):
+    """Headless Chromium with the network off: `browser.open(path_or_url)` returns the page's
+    console errors and outside requests; `query`, `js`, `resize`, `screenshot`, `print_pdf`
+    (see tests/browser.py)."""
+    _chromium.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    yield _chromium
+    _chromium.page = None
