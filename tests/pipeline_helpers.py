@@ -84,8 +84,8 @@ def drop_postgres_schemas(settings: Settings) -> None:
 
 def sync_and_build_marts(sandbox: Sandbox, tmp_path: Path, destination: str = "duckdb") -> tuple[Settings, Warehouse, Any]:
     """Sync every merchant of `sandbox` with the real pipeline, then build the marts as of the
-    sandbox's clock; returns (settings, an open warehouse, the build report). Fails the test if a
-    merchant's sync failed."""
+    sandbox's clock and publish the analysts' copy; returns (settings, an open connection to the
+    pipeline's working warehouse, the build report). Fails the test if a merchant's sync failed."""
     import pytest
 
     from transforms import ReconciliationSettings, build_marts
@@ -98,4 +98,7 @@ def sync_and_build_marts(sandbox: Sandbox, tmp_path: Path, destination: str = "d
     warehouse = open_test_warehouse(settings)
     report = build_marts(warehouse, raw_schema=settings.raw_dataset, marts_schema=settings.marts_dataset,
                          settings=ReconciliationSettings(as_of=sandbox.now))
+    from pipelines.warehouse import publish
+
+    publish(settings)  # what analysts (and the report) read: the published copy at settings.duckdb_path
     return settings, warehouse, report
