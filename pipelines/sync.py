@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Sequence
@@ -102,6 +103,7 @@ def sync_merchants(
         **vars(settings.source),
     )
     step_error: str | None = None
+    drop_half_deleted_packages(pipeline)
     try:
         if pipeline.has_pending_data:
             # An earlier run stopped after extracting (crash, kill, destination down). dlt's
@@ -124,6 +126,30 @@ def sync_merchants(
         legacy.retire([r.merchant for r in run.results if states.get(r.merchant)])
     run.seconds = time.perf_counter() - started
     return run
+
+
+def drop_half_deleted_packages(pipeline: Any) -> list[str]:
+    """Remove what a run killed while dlt tidied up after normalizing left behind.
+
+    dlt's normalize first commits the normalized package (an atomic rename into
+    `load/normalized`), then deletes the extracted one, folder by folder. Killed (SIGKILL) in
+    between, the half-deleted extracted package stays, and every later run fails normalizing it
+    (the same class as https://github.com/dlt-hub/dlt/issues/4446). Its data is safe in the
+    normalized or loaded copy with the same load id, so the leftover is removed; nothing else is
+    touched."""
+    import shutil
+
+    root = Path(pipeline.working_dir)
+    extracted = root / "normalize" / "extracted"
+    removed = []
+    for package in sorted(extracted.iterdir()) if extracted.is_dir() else []:
+        committed = any((root / "load" / stage / package.name).is_dir() for stage in ("normalized", "loaded"))
+        if committed:
+            shutil.rmtree(package, ignore_errors=True)
+            removed.append(package.name)
+            log.warning("removed the extracted package %s, left half-deleted by a killed run (its normalized "
+                        "copy is kept)", package.name)
+    return removed
 
 
 def sync_merchant(settings: Settings, merchant: str, **kwargs: Any) -> MerchantResult:
