@@ -48,6 +48,7 @@ class SourceOptions:
     products_lookback_days: float = source_settings.DEFAULT_PRODUCTS_LOOKBACK_DAYS
     orders_lookback_days: float = source_settings.DEFAULT_ORDERS_LOOKBACK_DAYS
     pending_orders_window_days: float = source_settings.DEFAULT_PENDING_ORDERS_WINDOW_DAYS
+    products_full_read_hours: float = source_settings.DEFAULT_PRODUCTS_FULL_READ_HOURS
     page_concurrency: int = source_settings.DEFAULT_PAGE_CONCURRENCY
     page_size: int | None = source_settings.DEFAULT_PAGE_SIZE
     merchant_concurrency: int = source_settings.DEFAULT_MERCHANT_CONCURRENCY
@@ -264,6 +265,8 @@ def load_settings(project_dir: Path | None = None) -> Settings:
         orders_lookback_days=cfg.number(f"{k}.orders_lookback_days", SourceOptions.orders_lookback_days, minimum=0),
         pending_orders_window_days=cfg.number(f"{k}.pending_orders_window_days",
                                               SourceOptions.pending_orders_window_days, minimum=0),
+        products_full_read_hours=cfg.number(f"{k}.products_full_read_hours",
+                                            SourceOptions.products_full_read_hours, minimum=0),
         page_concurrency=cfg.number(f"{k}.page_concurrency", SourceOptions.page_concurrency, kind=int, minimum=1),
         page_size=cfg.number(f"{k}.page_size", SourceOptions.page_size, kind=int, minimum=1,
                              maximum=source_settings.MAX_PAGE_SIZE),

@@ -64,6 +64,9 @@ DEFAULT_ORDERS_LOOKBACK_DAYS = 1.0
 # Pending orders are re-read every run so an order that becomes paid is updated; abandoned
 # carts stay pending forever, so only those created within this window are re-read.
 DEFAULT_PENDING_ORDERS_WINDOW_DAYS = 30.0
+# Products change after they are created (price, archived, stock) and no filter finds changed
+# ones: the whole catalogue is read again this often (usually one page per merchant).
+DEFAULT_PRODUCTS_FULL_READ_HOURS = 24.0
 
 DEFAULT_PAGE_CONCURRENCY = 16
 # Records per page asked for with the `limit` parameter: Instamojo's SDKs document a default of 50

@@ -112,6 +112,7 @@ def instamojo_source(
     products_lookback_days: float = s.DEFAULT_PRODUCTS_LOOKBACK_DAYS,
     orders_lookback_days: float = s.DEFAULT_ORDERS_LOOKBACK_DAYS,
     pending_orders_window_days: float = s.DEFAULT_PENDING_ORDERS_WINDOW_DAYS,
+    products_full_read_hours: float = s.DEFAULT_PRODUCTS_FULL_READ_HOURS,
     page_concurrency: int = s.DEFAULT_PAGE_CONCURRENCY,
     page_size: Optional[int] = s.DEFAULT_PAGE_SIZE,
     merchant_concurrency: int = s.DEFAULT_MERCHANT_CONCURRENCY,
@@ -144,6 +145,8 @@ def instamojo_source(
         orders_lookback_days: How far behind its cursor the orders listing re-reads.
         pending_orders_window_days: Pending orders created this long before the newest order are
             re-read every run.
+        products_full_read_hours: The whole product catalogue is read again this often (changes
+            to old products: price, archived, stock).
         page_concurrency: Pages of one listing fetched in parallel once the count is known.
         page_size: Records per page asked for with the `limit` parameter (Instamojo's SDKs: default
             50, at most 500); None leaves it to the API. What pages really hold is read off them.
@@ -172,7 +175,8 @@ def instamojo_source(
         listing=ListingOptions(
             payments_lookback_days=payments_lookback_days, payouts_lookback_days=payouts_lookback_days,
             products_lookback_days=products_lookback_days, orders_lookback_days=orders_lookback_days,
-            pending_orders_window_days=pending_orders_window_days, batch_rows=batch_rows,
+            pending_orders_window_days=pending_orders_window_days, products_full_read_hours=products_full_read_hours,
+            batch_rows=batch_rows,
             backfill_from=backfill_from,
         ),
         page_concurrency=page_concurrency,

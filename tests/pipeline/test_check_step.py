@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import duckdb
 
-from pipelines.steps import run_check_step, run_transform_step
 from pipelines.config import Settings
+from pipelines.steps import run_check_step, run_transform_step
 from pipelines.warehouse import publish
 from tests.raw_fixtures import create_raw_tables, insert_rows
 

@@ -98,8 +98,8 @@ def test_kills_at_random_points_then_one_normal_run_give_exactly_the_truth(sandb
             wh.close()
     finally:
         if destination == "postgres":
-            from tests.pipeline_helpers import drop_postgres_schemas
             from pipelines.config import Settings
+            from tests.pipeline_helpers import drop_postgres_schemas
 
             drop_postgres_schemas(Settings(base_url="http://x", client_id=None, client_secret=None, merchants=(),
                                            refresh_tokens={}, token_store_path=tmp_path / "t", destination="postgres",

@@ -15,7 +15,12 @@ import pytest
 from instamojo_sandbox import SandboxConfig
 from pipelines.sync import sync_merchant
 from tests.oauth_flow import obtain_tokens
-from tests.pipeline_helpers import drop_postgres_schemas, open_test_warehouse, pipeline_settings, sync_all  # noqa: F401 (used by the fixture)
+from tests.pipeline_helpers import (  # noqa: F401 (used by the fixture)
+    drop_postgres_schemas,
+    open_test_warehouse,
+    pipeline_settings,
+    sync_all,
+)
 from tests.source.truth import assert_warehouse_matches, count_where
 
 API_ENDPOINTS = ("user_info", "user_contact", "payments", "payouts", "products", "product_covers", "orders")

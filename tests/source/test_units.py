@@ -16,10 +16,20 @@ import pytest
 
 from pipelines.lock import AlreadyRunning, SyncLock
 from sources.instamojo.convert import ArrowConverter
-from sources.instamojo.errors import RecordError, RedactingFilter, redact, register_secret
-from sources.instamojo.schema import PAYMENTS, PAYOUTS
+from sources.instamojo.errors import (
+    RecordError,
+    RedactingFilter,
+    redact,
+    register_secret,
+)
 from sources.instamojo.resources.payments import NewestFirstProof
-from sources.instamojo.token_store import TokenStore, TokenStoreError, choose_refresh_token, fingerprint
+from sources.instamojo.schema import PAYMENTS, PAYOUTS
+from sources.instamojo.token_store import (
+    TokenStore,
+    TokenStoreError,
+    choose_refresh_token,
+    fingerprint,
+)
 
 SYNCED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -264,9 +274,9 @@ class TestFastAndRobustParsersAgree:
 
 
 def test_orders_split_into_child_tables_with_positions():
-    import orjson
-
     from types import SimpleNamespace
+
+    import orjson
 
     from sources.instamojo.resources.orders import OrderTables
 

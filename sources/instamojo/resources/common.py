@@ -76,6 +76,7 @@ class ListingOptions:
     products_lookback_days: float = s.DEFAULT_PRODUCTS_LOOKBACK_DAYS
     orders_lookback_days: float = s.DEFAULT_ORDERS_LOOKBACK_DAYS
     pending_orders_window_days: float = s.DEFAULT_PENDING_ORDERS_WINDOW_DAYS
+    products_full_read_hours: float = s.DEFAULT_PRODUCTS_FULL_READ_HOURS
     batch_rows: int = s.DEFAULT_BATCH_ROWS
     backfill_from: datetime | None = None  # re-read since then; cursors neither used nor moved
 

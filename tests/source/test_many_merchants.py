@@ -1,0 +1,143 @@
+"""Many merchants in one run of the engine, against the sandbox over HTTP, on DuckDB and the real
+Postgres: equal to the truth after a backfill and after the clock moves; one merchant's failure
+(revoked token, a scope, a malformed page, 5xx until retries run out) never stops or corrupts the
+others, its cursors do not move, and the next run completes it."""
+
+from __future__ import annotations
+
+import pytest
+
+from instamojo_sandbox import SandboxConfig
+from pipelines.sync import sync_merchants
+from tests.oauth_flow import obtain_tokens
+from tests.pipeline_helpers import (
+    drop_postgres_schemas,
+    open_test_warehouse,
+    pipeline_settings,
+)
+from tests.source.test_sync_sandbox import cursor, fast_retries  # noqa: F401 (fixture)
+from tests.source.truth import assert_warehouse_matches, count_where
+
+# Lookbacks over the whole history, and the product catalogue read whole every run (the sandbox's
+# clock moves days while the wall clock moves seconds), make "equal to the truth" exact.
+WHOLE_HISTORY = {**{f"{family}_lookback_days": 90 for family in ("payments", "payouts", "products", "orders")},
+                 "products_full_read_hours": 0}
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def destination(request):
+    return request.param
+
+
+@pytest.fixture
+def settings_for(destination, tmp_path):
+    made = []
+
+    def make(sb, **kwargs):
+        settings = pipeline_settings(sb, tmp_path, destination=destination, **kwargs)
+        made.append(settings)
+        return settings
+
+    yield make
+    for settings in made:
+        drop_postgres_schemas(settings)
+
+
+def test_thirty_merchants_in_one_run_equal_the_truth_then_stay_equal(sandbox_factory, settings_for):
+    sb = sandbox_factory(SandboxConfig(seed=61, profile="small", merchants=30, days=10, payments_per_day=6,
+                                       page_size=10))
+    settings = settings_for(sb, merchant_concurrency=8, **WHOLE_HISTORY)
+    run = sync_merchants(settings)
+    assert run.ok, [r.error for r in run.results if not r.ok]
+    assert len(run.results) == 30 and sorted(run.changed_merchants) == sorted(sb.merchants)
+    wh = open_test_warehouse(settings)
+    counts = assert_warehouse_matches(wh, settings.raw_dataset, sb, sb.merchants)
+    assert count_where(wh, f"SELECT count(DISTINCT merchant) FROM {settings.raw_dataset}.payments") == 30
+    wh.close()
+    assert counts["payments"] > 30 * 30
+
+    sb.advance(days=3)
+    run = sync_merchants(settings)
+    assert run.ok, [r.error for r in run.results if not r.ok]
+    wh = open_test_warehouse(settings)
+    assert assert_warehouse_matches(wh, settings.raw_dataset, sb, sb.merchants)["payments"] > counts["payments"]
+    wh.close()
+
+
+def test_failures_stay_with_their_merchant_and_the_next_run_completes_them(sandbox_factory, settings_for):
+    sb = sandbox_factory(SandboxConfig(seed=62, profile="small", merchants=7, page_size=10))
+    healthy = sb.merchants[:3]
+    revoked, no_payouts, malformed, overloaded = sb.merchants[3:]
+    settings = settings_for(sb, merchants=[m for m in sb.merchants if m != no_payouts], **WHOLE_HISTORY)
+    # one merchant granted everything but payouts
+    scopes = ["user-info:read", "user-contact:read", "payments:read", "products:read", "orders:read"]
+    settings.refresh_tokens[no_payouts] = obtain_tokens(sb, no_payouts, scopes=scopes)["refresh_token"]
+    settings = settings.with_overrides(merchants=tuple(sb.merchants))
+    run = sync_merchants(settings)
+    assert run.ok
+    cursors = {m: cursor(settings, m, "payments") for m in sb.merchants}
+
+    sb.advance(days=2)
+    sb.revoke(merchant=revoked)
+    sb.faults.add("malformed", endpoint="payments", merchant=malformed, skip=1, count=None)  # stays broken
+    sb.faults.add("error", endpoint="orders", merchant=overloaded, status=503, count=None)  # retries run out
+    run = sync_merchants(settings)
+    results = {r.merchant: r for r in run.results}
+    assert not run.ok
+    for m in (*healthy, no_payouts):
+        assert results[m].ok, results[m].error
+    assert results[no_payouts].skipped == {"payouts": "scope payouts:read not granted"}
+    assert "make authorize" in results[revoked].error and revoked in results[revoked].error
+    assert "malformed JSON" in results[malformed].error and malformed in results[malformed].error
+    assert "503" in results[overloaded].error and overloaded in results[overloaded].error
+    # the failed listings' cursors did not move; the healthy merchants' did
+    assert cursor(settings, revoked, "payments") == cursors[revoked]
+    assert cursor(settings, malformed, "payments") == cursors[malformed]
+    assert all(cursor(settings, m, "payments") > cursors[m] for m in healthy)
+    wh = open_test_warehouse(settings)
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, [*healthy, no_payouts], tables=[
+        "payments", "orders", "order_payments", "order_items", "products", "user_info"])
+    # the failing merchants' listings that finished are exact
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, [malformed], tables=["payouts", "products", "orders"])
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, [overloaded], tables=["payouts", "payments", "products"])
+    wh.close()
+
+    # the faults go away, the merchant re-authorizes: the next run completes everyone
+    sb.faults.clear()
+    settings.refresh_tokens[revoked] = obtain_tokens(sb, revoked)["refresh_token"]
+    run = sync_merchants(settings)
+    assert run.ok, [r.error for r in run.results if not r.ok]
+    wh = open_test_warehouse(settings)
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, [m for m in sb.merchants if m != no_payouts])
+    assert count_where(wh, f"SELECT count(*) - count(DISTINCT (merchant, id)) FROM {settings.raw_dataset}.payments") == 0
+    wh.close()
+
+
+def test_old_products_that_change_are_caught_by_the_catalogue_read(sandbox_factory, settings_for):
+    sb = sandbox_factory(SandboxConfig(seed=62, profile="small", merchants=3, page_size=10))
+    settings = settings_for(sb, products_full_read_hours=0)
+    assert sync_merchants(settings).ok
+    wh = open_test_warehouse(settings)
+    before = dict(wh.query(f"SELECT merchant || '/' || slug, status FROM {settings.raw_dataset}.products")[1])
+    wh.close()
+    sb.advance(days=3)  # products created long ago get archived meanwhile
+    changed = {f"{m}/{p['slug']}" for m in sb.merchants for p in sb.truth(m, "products")
+               if before.get(f"{m}/{p['slug']}") not in (None, p["status"])}
+    assert changed, "the sandbox should have changed some old products"
+    assert sb.request_count(endpoint="products") > 0
+    sb.reset_stats()
+    assert sync_merchants(settings).ok
+    wh = open_test_warehouse(settings)
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, sb.merchants, tables=["products"])
+    wh.close()
+
+
+def test_a_second_merchant_of_a_run_is_not_held_up_by_a_slow_one(sandbox_factory, settings_for):
+    sb = sandbox_factory(SandboxConfig(seed=63, profile="small", merchants=4, page_size=25))
+    slow = sb.merchants[0]
+    sb.faults.add("slow", endpoint="payments", merchant=slow, delay=0.4, count=None)
+    settings = settings_for(sb, merchant_concurrency=4)
+    finished = []
+    run = sync_merchants(settings, on_merchant_done=lambda notes: finished.append(notes.merchant))
+    assert run.ok
+    assert finished[-1] == slow  # the others finished while the slow one was still listing
