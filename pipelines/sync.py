@@ -86,8 +86,11 @@ def sync_merchants(
     run = SyncRun(results=[])
     settings.token_store.check_writable()  # before any refresh token is spent (TokenStoreError)
     pipeline = engine_pipeline(settings, pipeline_name, progress)
+    known = pipeline.state.get("sources", {}).get("instamojo", {}).get("merchants", {})
     legacy = LegacyStates(settings, pipeline.destination)
-    legacy.finish_interrupted(names)
+    # an earlier version's per-merchant pipelines: read before the run, never inside dlt's extract
+    inherited = legacy.prepare([n for n in names if n not in known])
+    pipeline.activate()
     notes: dict[str, RunNotes] = {}
     source = instamojo_source(
         merchants=[MerchantSpec(n, settings.refresh_tokens.get(n)) for n in names],
@@ -97,7 +100,7 @@ def sync_merchants(
         token_store_path=str(settings.token_store_path),
         resources=list(resources) if resources else None,
         backfill_from=backfill_from,
-        inherited_state=legacy.state_of,
+        inherited_state=inherited.get,
         notes=notes,
         on_merchant_done=on_merchant_done,
         **vars(settings.source),

@@ -50,26 +50,25 @@ class LegacyStates:
             progress=NULL_COLLECTOR,
         )
 
-    def finish_interrupted(self, merchants: list[str]) -> None:
-        """Load what an earlier version's pipeline of these merchants extracted and never loaded
-        (one after another: they shared one staging dataset)."""
+    def prepare(self, merchants: list[str]) -> dict[str, MerchantState]:
+        """For merchants the engine holds no state of: load what their earlier pipeline extracted
+        and never loaded (one after another: those pipelines shared one staging dataset), then
+        take over its state in today's layout. Returns merchant → state."""
+        states = {}
         for merchant in merchants:
             pipeline = self._pipeline(merchant)
-            if pipeline is not None and pipeline.has_pending_data:
+            if pipeline is None:
+                continue
+            if pipeline.has_pending_data:
                 log.warning("merchant %r: loading what an earlier version's run left unfinished", merchant)
                 pipeline.normalize()
                 pipeline.load()
-
-    def state_of(self, merchant: str) -> MerchantState | None:
-        """The merchant's state as the earlier version left it, in today's layout, or None."""
-        pipeline = self._pipeline(merchant)
-        if pipeline is None:
-            return None
-        state = from_legacy_pipeline_state(pipeline.state)
-        if state is not None:
-            self._adopted.add(merchant)
-            log.info("merchant %r: taking over the cursors of the earlier per-merchant pipeline", merchant)
-        return state
+            state = from_legacy_pipeline_state(pipeline.state)
+            if state is not None:
+                states[merchant] = state
+                self._adopted.add(merchant)
+                log.info("merchant %r: taking over the cursors of the earlier per-merchant pipeline", merchant)
+        return states
 
     def retire(self, merchants: list[str]) -> None:
         """Move the old folders of merchants whose state the engine now holds out of the way."""
