@@ -102,10 +102,11 @@ def test_a_folder_made_by_per_merchant_pipelines_keeps_working(sandbox_factory, 
                          cwd=project, env=new, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     # an incremental run, not a backfill: the payments listing stopped at the taken-over cursors
+    # (fewer requests, follow-ups of new payouts included, than one pass over every page)
     for merchant in sb.merchants:
-        total = len(sb.truth(merchant, "payments"))
+        pages = -(-len(sb.truth(merchant, "payments")) // sb.config.page_size)
         asked = sb.request_count(merchant=merchant, endpoint="payments")
-        assert asked < total / sb.config.page_size / 2, (merchant, asked, total)
+        assert asked < pages, (merchant, asked, pages)
     # the package the earlier version left unfinished was loaded
     with duckdb.connect(str(project / "data" / "pipelines" / "work.duckdb"), read_only=True) as con:
         loads = {r[0] for r in con.execute("SELECT load_id FROM instamojo_raw._dlt_loads WHERE status = 0").fetchall()}
