@@ -5,8 +5,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# Pass-through arguments, e.g. `make sync ARGS="--merchants acme --resources payments"`.
-ARGS ?=
+# Values from the command line: pass-through arguments (`make sync ARGS="--merchants acme"`), a
+# merchant's name (`make authorize MERCHANT=acme`) and SQL (`make query Q="SELECT …"`). They reach
+# the commands through the environment exactly as typed: make does not expand them (`$(value …)`)
+# and the shell does not read them as code ("$$MERCHANT" is one word; $$ARGS is split into words,
+# with globbing off, but never run).
+override ARGS := $(value ARGS)
+override MERCHANT := $(value MERCHANT)
+override Q := $(value Q)
+export ARGS MERCHANT Q
+RUN := set -f; $(PY)
 
 .PHONY: help venv browser test test-fast demo sync transform check report query sandbox authorize merchants bench bench-sandbox lock clean
 
@@ -31,58 +39,53 @@ browser: ## install headless Chromium for the browser tests (Debian's chromium +
 	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
 	echo "installing Debian's chromium and chromium-driver (apt-get) for the browser tests ..."; \
 	export DEBIAN_FRONTEND=noninteractive; \
-<<<<<<< HEAD
 	apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
 	  || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium chromium-driver; } \
-=======
-	apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
-	  || { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver; } \
->>>>>>> report
 	  || { echo "error: could not install chromium and chromium-driver with apt-get (it needs root and Debian's" \
 	            "package lists); the browser tests need $(CHROMIUM) and $(CHROMEDRIVER)." >&2; exit 1; }; \
 	test -x $(CHROMIUM) && test -x $(CHROMEDRIVER) \
 	  || { echo "error: apt-get finished but $(CHROMIUM) or $(CHROMEDRIVER) is missing" >&2; exit 1; }
 
 test: $(STAMP) browser ## run the whole test suite (slow and postgres tests included)
-	$(PY) -m pytest -m "slow or not slow" -n 2 $(ARGS)
+	$(RUN) -m pytest -m "slow or not slow" -n 2 $$ARGS
 
 test-fast: $(STAMP) ## run the fast tests only
-	$(PY) -m pytest $(ARGS)
+	$(RUN) -m pytest $$ARGS
 
 demo: $(STAMP) ## the whole job against the local sandbox: OAuth → sync → marts → checks → data/demo.duckdb
-	$(PY) -m pipelines demo $(ARGS)
+	$(RUN) -m pipelines demo $$ARGS
 
 sync: $(STAMP) ## sync every configured merchant, then build the marts and run the checks (ARGS="--merchants acme")
-	$(PY) -m pipelines sync $(ARGS)
+	$(RUN) -m pipelines sync $$ARGS
 
 transform: $(STAMP) ## rebuild the reconciliation marts from the raw tables
-	$(PY) -m pipelines transform $(ARGS)
+	$(RUN) -m pipelines transform $$ARGS
 
 check: $(STAMP) ## run the data-quality checks (exit 1 on an error-severity failure)
-	$(PY) -m pipelines check $(ARGS)
+	$(RUN) -m pipelines check $$ARGS
 
 report: $(STAMP) ## write the offline HTML reconciliation report, data/report/index.html (ARGS="--merchants acme --from 2024-11-01")
-	$(PY) -m pipelines report $(ARGS)
+	$(RUN) -m pipelines report $$ARGS
 
 query: $(STAMP) ## run SQL on the warehouse: make query Q="SELECT * FROM instamojo.reconciliation_exceptions"
-	@test -n "$(Q)" || { echo 'usage: make query Q="SELECT …" [ARGS="--duckdb-path data/demo.duckdb"]' >&2; exit 2; }
-	$(PY) -m pipelines query $(ARGS) "$(Q)"
+	@test -n "$$Q" || { echo 'usage: make query Q="SELECT …" [ARGS="--duckdb-path data/demo.duckdb"]' >&2; exit 2; }
+	$(RUN) -m pipelines query $$ARGS "$$Q"
 
 sandbox: $(STAMP) ## start the Instamojo sandbox on 127.0.0.1 (ARGS="--port 8765 --size demo")
-	$(PY) -m instamojo_sandbox $(ARGS)
+	$(RUN) -m instamojo_sandbox $$ARGS
 
 bench: $(STAMP) ## backfill rows/s vs dlt's defaults and the fetch-only ceiling, memory, latency, marts rebuild (~5 min)
-	$(PY) -m pipelines bench $(ARGS)
+	$(RUN) -m pipelines bench $$ARGS
 
 bench-sandbox: $(STAMP) ## rows/s the sandbox serves: 1,000,000 payments at page size 100 (ARGS="--payments 100000")
-	$(PY) -m instamojo_sandbox.bench $(ARGS)
+	$(RUN) -m instamojo_sandbox.bench $$ARGS
 
 authorize: $(STAMP) ## add a merchant: OAuth2 in the browser, stores its refresh token (MERCHANT=acme ARGS="--no-browser")
-	@test -n "$(MERCHANT)" || { echo 'usage: make authorize MERCHANT=<name> [ARGS="--scopes payments:read,payouts:read --no-browser"]' >&2; exit 2; }
-	$(PY) -m pipelines authorize "$(MERCHANT)" $(ARGS)
+	@test -n "$$MERCHANT" || { echo 'usage: make authorize MERCHANT=<name> [ARGS="--scopes payments:read,payouts:read --no-browser"]' >&2; exit 2; }
+	$(RUN) -m pipelines authorize "$$MERCHANT" $$ARGS
 
 merchants: $(STAMP) ## list merchants, the scopes each granted and when (never a token)
-	$(PY) -m pipelines merchants $(ARGS)
+	$(RUN) -m pipelines merchants $$ARGS
 
 lock: ## re-resolve dependencies from pyproject.toml into requirements.lock
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv

@@ -49,6 +49,7 @@ import requests
 from sources.instamojo.auth import ClientCredentials, request_token
 from sources.instamojo.errors import AuthError, InstamojoError, redact, register_secret
 from sources.instamojo.settings import ALL_SCOPES, RESOURCE_SCOPES
+from sources.instamojo.names import MerchantNameError, check_merchant_name
 from sources.instamojo.token_store import TokenStoreError, fingerprint
 
 from .config import SOURCE_SECTION, ConfigError, Settings, load_settings
@@ -65,7 +66,6 @@ HTTP_TIMEOUT = 30.0
 CODE_LIFETIME_SECONDS = 60  # "This code is valid for 60 sec." (API reference)
 # The API reference's credentials step: a redirect_uri is registered by emailing Instamojo.
 REGISTER_HOW = "email Instamojo's API-access address with your client id and redirect_uri, as the API reference says"
-_MERCHANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LOOPBACK_NAMES = {"localhost"}
 
 
@@ -165,13 +165,11 @@ def parse_scopes(value: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def validate_merchant_name(merchant: str) -> str:
-    """Merchant names become dlt pipeline names and file names: letters, digits, `_ . -`."""
-    if not _MERCHANT_NAME.match(merchant or ""):
-        raise ConfigError(
-            f"merchant name {merchant!r} is not usable: use 1-64 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit (e.g. acme or acme_retail)"
-        )
-    return merchant
+    """The project's one rule for a merchant name (`sources.instamojo.names`), as a ConfigError."""
+    try:
+        return check_merchant_name(merchant, "the command line")
+    except MerchantNameError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -175,3 +175,22 @@ def test_a_read_only_token_store_stops_the_run_before_any_refresh_token_is_spent
     assert f"the token store {store} is not writable" in proc.stderr and "Read-only file system" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert sb.request_count(endpoint="oauth_token") == 0  # the configured refresh token is still good
+
+
+@pytest.mark.parametrize("target, variables", [
+    ("authorize", {"MERCHANT": 'x"; touch pwned; echo "'}),
+    ("authorize", {"MERCHANT": "$$(touch pwned)"}),
+    ("authorize", {"MERCHANT": "$(shell touch pwned)"}),
+    ("query", {"Q": 'SELECT 1"; touch pwned; echo "'}),
+    ("query", {"Q": "SELECT '$$(touch pwned)'"}),
+    ("sync", {"ARGS": "--merchants x; touch pwned"}),
+    ("sync", {"ARGS": "$(shell touch pwned)"}),
+    ("merchants", {"ARGS": "`touch pwned`"}),
+])
+def test_values_given_to_make_are_never_run(sandbox_factory, tmp_path, target, variables):
+    sb = sandbox_factory(SandboxConfig(seed=37, profile="small", page_size=50))
+    env = new_project(tmp_path, sb, sb.merchants[:1])
+    proc = make(tmp_path, target, env, **variables)
+    assert not (tmp_path / "pwned").exists(), proc.stdout + proc.stderr
+    assert proc.returncode != 0  # a bad name, bad SQL or bad arguments: refused, never run
+    assert "Traceback" not in proc.stderr
