@@ -49,7 +49,9 @@ import requests
 from sources.instamojo.auth import ClientCredentials, request_token
 from sources.instamojo.errors import AuthError, InstamojoError, redact, register_secret
 from sources.instamojo.settings import ALL_SCOPES, RESOURCE_SCOPES
+from sources.instamojo.identity import Account, AccountRegistry, IdentityError
 from sources.instamojo.names import MerchantNameError, check_merchant_name
+from sources.instamojo.resources.profile import PROFILE_ENDPOINTS
 from sources.instamojo.token_store import TokenStoreError, fingerprint
 
 from .config import SOURCE_SECTION, ConfigError, Settings, load_settings
@@ -114,6 +116,7 @@ class AuthorizeResult:
     token_store_path: Path
     requested_scopes: tuple[str, ...] = ALL_SCOPES
     redirect_uri: str = DEFAULT_REDIRECT_URI
+    account: str | None = None  # the Instamojo account that approved, when the scopes say
 
     @property
     def granted_scopes(self) -> tuple[str, ...]:
@@ -401,12 +404,15 @@ class _Flow:
                 merchant=self.merchant,
             )
         scopes = _order_scopes(granted.scopes if granted.scopes is not None else _scope_param(params) or self.scopes)
+        account = self._account(granted.access_token, scopes)
         configured = self.settings.refresh_tokens.get(self.merchant)
         # A token configured for this merchant in secrets.toml/env is older than this one: its
         # fingerprint marks the stored token as the newer (see token_store's docstring).
         self.settings.token_store.put(
             self.merchant, refresh, scopes,
             config_fingerprint=fingerprint(configured) if configured else None,
+            account_id=account.id if account else None,
+            account_username=account.username if account else None,
         )
         return AuthorizeResult(
             merchant=self.merchant,
@@ -414,7 +420,37 @@ class _Flow:
             token_store_path=self.settings.token_store_path,
             requested_scopes=self.scopes,
             redirect_uri=self.redirect_uri,
+            account=account.describe() if account else None,
         )
+
+    def _account(self, access_token: str, scopes: tuple[str, ...]) -> Account | None:
+        """Which Instamojo account approved (user-contact's account_id, user-info's username);
+        refuses an account already stored under another name, so one account has one name."""
+        docs: dict[str, Any] = {}
+        with requests.Session() as session:
+            for name, endpoint in PROFILE_ENDPOINTS:
+                if endpoint.scope not in scopes:
+                    continue
+                resp = session.get(self.settings.base_url.rstrip("/") + endpoint.path, timeout=HTTP_TIMEOUT,
+                                   headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"})
+                if resp.ok:
+                    try:
+                        docs[name] = resp.json()
+                    except ValueError:
+                        pass
+        account = Account.from_profile(docs.get("user_info"), docs.get("user_contact"))
+        if account is None:
+            log.warning("merchant %r: the scopes granted do not say which Instamojo account approved; "
+                        "a second name for the same account would not be noticed", self.merchant)
+            return None
+        known = {m: Account(e.account_id, e.account_username) for m, e in self.settings.token_store.merchants().items()
+                 if m != self.merchant and (e.account_id or e.account_username)}
+        try:
+            AccountRegistry(known).claim(self.merchant, account)
+        except IdentityError as exc:
+            raise AuthorizeError(f"{exc} Nothing was stored.".replace(f"merchant {self.merchant!r}: ", ""),
+                                 merchant=self.merchant) from None
+        return account
 
     def _exchange(self, code: str) -> Any:
         session = _BoundedSession()
@@ -680,6 +716,7 @@ class MerchantInfo:
     scopes: tuple[str, ...] | None  # None: not known yet
     authorized_at: str | None
     synced: bool  # included in `make sync`
+    account: str | None = None  # the Instamojo account behind the name (authorize, or first sync)
 
 
 def list_merchants(settings: Settings) -> list[MerchantInfo]:
@@ -687,6 +724,7 @@ def list_merchants(settings: Settings) -> list[MerchantInfo]:
     store, with the token a sync would use, the scopes granted and when they were stored."""
     stored = settings.token_store.merchants()
     names = sorted(set(settings.merchants) | set(settings.refresh_tokens) | set(stored))
+    synced = _synced_accounts(settings)
     infos = []
     for name in names:
         entry = stored.get(name)
@@ -698,8 +736,24 @@ def list_merchants(settings: Settings) -> list[MerchantInfo]:
             source, scopes, when = "token store", entry.scopes or None, entry.updated_at or None
         else:
             source, scopes, when = "none", None, None
-        infos.append(MerchantInfo(name, source, scopes, when, synced=name in settings.merchants))
+        account = synced.get(name) or (
+            Account(entry.account_id, entry.account_username) if entry and (entry.account_id or entry.account_username)
+            else None)
+        infos.append(MerchantInfo(name, source, scopes, when, synced=name in settings.merchants,
+                                  account=account.describe() if account else None))
     return infos
+
+
+def _synced_accounts(settings: Settings) -> dict[str, Account]:
+    """The account each merchant's syncs found (the engine's committed state), by name."""
+    import dlt
+
+    if not (settings.pipelines_dir / settings.pipeline_name / "state.json").exists():
+        return {}
+    state = dlt.pipeline(pipeline_name=settings.pipeline_name, pipelines_dir=str(settings.pipelines_dir)).state
+    merchants = state.get("sources", {}).get("instamojo", {}).get("merchants", {})
+    found = {m: Account.from_state(st.get("account")) for m, st in merchants.items()}
+    return {m: a for m, a in found.items() if a is not None}
 
 
 def render_merchants(settings: Settings, infos: Sequence[MerchantInfo]) -> str:
@@ -707,7 +761,7 @@ def render_merchants(settings: Settings, infos: Sequence[MerchantInfo]) -> str:
     if not infos:
         return (f"No merchants yet (token store: {settings.token_store_path}). Add one with "
                 "`make authorize MERCHANT=<name>`.")
-    rows = [("merchant", "token", "in sync", "authorized (UTC)", "scopes granted")]
+    rows = [("merchant", "Instamojo account", "token", "in sync", "authorized (UTC)", "scopes granted")]
     notes: list[str] = []
     for i in infos:
         if i.scopes is None:
@@ -716,7 +770,7 @@ def render_merchants(settings: Settings, infos: Sequence[MerchantInfo]) -> str:
             scopes = f"all {len(ALL_SCOPES)} read scopes"
         else:
             scopes = ", ".join(i.scopes) or "none"
-        rows.append((i.merchant, i.token_source, "yes" if i.synced else "no",
+        rows.append((i.merchant, i.account or "not known yet", i.token_source, "yes" if i.synced else "no",
                      (i.authorized_at or "-").replace("+00:00", ""), scopes))
         if i.token_source == "none":
             notes.append(f"{i.merchant}: no token; run `make authorize MERCHANT={i.merchant}`")
@@ -777,6 +831,8 @@ def cmd_authorize(args: argparse.Namespace) -> int:
         f"Merchant {result.merchant!r} authorized. Scopes granted: {', '.join(result.scopes) or 'none'}.",
         f"Refresh token stored in {result.token_store_path} (mode 0600; never printed).",
     ]
+    if result.account:
+        lines.insert(1, f"Approved by the Instamojo account {result.account}; every sync checks the token still is.")
     if result.skipped_resources:
         lines.append(f"Not granted, so a sync will skip: {', '.join(result.skipped_resources)}.")
     if settings.merchants and result.merchant not in settings.merchants:

@@ -26,7 +26,8 @@ from .resources.orders import sync_orders
 from .resources.payments import sync_payments
 from .resources.payouts import sync_payouts
 from .resources.products import sync_products
-from .resources.profile import sync_profile
+from .identity import Account, AccountRegistry, IdentityError, check_same_account
+from .resources.profile import PROFILE_ENDPOINTS, emit_profile, read_profile
 from .schema import Table
 from .state import FAMILIES, STATE_VERSION, MerchantState, cursor_of, family_state, iso, new_state
 from .token_store import TokenStore, choose_refresh_token
@@ -68,6 +69,7 @@ class MerchantSync:
         http: HttpClients,
         token_store: TokenStore,
         emit: Callable[[Table, pa.Table], None],
+        registry: AccountRegistry | None = None,
     ) -> None:
         self.spec = spec
         self.merchant = spec.name
@@ -76,6 +78,7 @@ class MerchantSync:
         self.http = http
         self.token_store = token_store
         self.emit = emit
+        self.registry = registry or AccountRegistry()
         self.notes = RunNotes(spec.name)
 
     def run(self) -> MerchantState | None:
@@ -99,9 +102,11 @@ class MerchantSync:
             merchant=self.merchant, api=api, emit=self._emit, notes=self.notes,
             options=self.options.listing, synced_at=datetime.now(timezone.utc), wanted=wanted,
         )
-        for name, endpoint in (("user_info", s.USER_INFO_ENDPOINT), ("user_contact", s.USER_CONTACT_ENDPOINT)):
-            if name in wanted:
-                sync_profile(ctx, endpoint, name)
+        # who this token belongs to, checked before anything of the merchant is loaded
+        profile = self._identify(ctx)
+        for name, endpoint in PROFILE_ENDPOINTS:
+            if name in wanted and profile.get(name) is not None:
+                emit_profile(ctx, endpoint, profile[name])
         # payouts before payments: see the module docstring
         families: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = [
             ("payouts", lambda st: sync_payouts(ctx, st, payments_cursor=cursor_of(self.state, "payments"))),
@@ -115,12 +120,36 @@ class MerchantSync:
             try:
                 self.state[family] = sync(family_state(self.state, family))
                 self.notes.committed[family] = True
-            except AuthError:
+            except (AuthError, IdentityError):
                 raise  # the merchant's authorization is gone: nothing more can be read
             except InstamojoError as exc:
                 # this family's state stays as it was (its cursor did not move); the others go on
                 self.notes.errors.append(str(exc))
         return self._committable()
+
+    def _identify(self, ctx: MerchantContext) -> dict[str, dict[str, Any] | None]:
+        """Read the merchant's profile objects (when their scopes were granted) and check the
+        account they name: the one recorded for this merchant, and no other merchant's."""
+        profile: dict[str, dict[str, Any] | None] = {}
+        for name, endpoint in PROFILE_ENDPOINTS:
+            if not ctx.granted(endpoint.scope):
+                continue
+            profile[name] = read_profile(ctx, endpoint, name, skip=name in ctx.wanted)
+        account = Account.from_profile(profile.get("user_info"), profile.get("user_contact"))
+        if account is None:
+            self.notes.warnings.append(
+                "which Instamojo account this token belongs to is unknown (neither user-info:read nor "
+                "user-contact:read was granted), so a second name for the same account would not be noticed")
+            return profile
+        stored = self.token_store.get(self.merchant)
+        expected = Account.from_state(self.state.get("account")) or (
+            Account(stored.account_id, stored.account_username) if stored and (stored.account_id or stored.account_username)
+            else None)
+        check_same_account(self.merchant, expected, account)
+        self.registry.claim(self.merchant, account)
+        self.state["account"] = account.to_state()
+        self.notes.committed["account"] = True
+        return profile
 
     def _connect(self) -> ApiClient:
         chosen = choose_refresh_token(self.merchant, self.spec.refresh_token, self.token_store)

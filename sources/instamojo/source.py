@@ -31,6 +31,7 @@ from dlt.extract.resource import DltResource
 from . import settings as s
 from .auth import ClientCredentials
 from .errors import redact, register_secret
+from .identity import Account, AccountRegistry
 from .limits import HttpClients, RequestLimits
 from .merchant import FetchOptions, MerchantSpec, MerchantSync
 from .resources.common import ListingOptions, RunNotes
@@ -225,11 +226,13 @@ def _run_merchants(
             except queue.Full:
                 continue
 
+    registry = _known_accounts(states, store)
+
     def work(spec: MerchantSpec, prior: MerchantState | None) -> None:
         merchant_notes, committed = RunNotes(spec.name), None
         try:
             sync = MerchantSync(spec, prior, options=options, http=http, token_store=store,
-                                emit=lambda table, rows: send(("rows", table, rows)))
+                                emit=lambda table, rows: send(("rows", table, rows)), registry=registry)
             committed = sync.run()
             merchant_notes = sync.notes
         except _Cancelled:
@@ -266,3 +269,16 @@ def _run_merchants(
     finally:
         cancelled.set()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _known_accounts(states: dict[str, MerchantState], store: TokenStore) -> AccountRegistry:
+    """Every account already known under a name: from the merchants' states and the token store."""
+    known: dict[str, Account] = {}
+    for merchant, entry in store.merchants().items():
+        if entry.account_id or entry.account_username:
+            known[merchant] = Account(entry.account_id, entry.account_username)
+    for merchant, state in states.items():
+        account = Account.from_state(state.get("account"))
+        if account is not None:
+            known[merchant] = account
+    return AccountRegistry(known)

@@ -208,16 +208,33 @@ def test_scopes_asked_for_are_recorded_and_the_sync_skips_the_rest(sandbox, redi
     assert sandbox.request_count(endpoint="payouts") == 0  # known up front, not by a 403
 
 
-def test_merchants_one_after_another_on_the_same_port(sandbox, redirect_uri, settings):
+def test_merchants_one_after_another_on_the_same_port(sandbox_factory, redirect_uri, settings):
     """The demo authorizes several merchants in a row on one redirect URI; re-authorizing one
     replaces its token."""
-    for name in ("acme", "globex", "acme"):
+    sb = sandbox_factory(SandboxConfig(seed=7, profile="small", merchants=2, days=3))
+    sb.register_app(App(CLIENT_ID, CLIENT_SECRET, redirect_uris=(redirect_uri,), name="authorize tests"))
+    settings = settings.with_overrides(base_url=sb.base_url)
+    for name, account in (("acme", sb.merchants[0]), ("globex", sb.merchants[1]), ("acme", sb.merchants[0])):
         az.authorize_merchant(settings, name, redirect_uri=redirect_uri, timeout=30, open_browser=False,
-                              on_url=Browser(sandbox.merchants[0]))
+                              on_url=Browser(account))
     stored = TokenStore(settings.token_store_path).merchants()
     assert sorted(stored) == ["acme", "globex"]
     assert stored["acme"].refresh_token != stored["globex"].refresh_token
-    assert sandbox.request_count(endpoint="oauth_token", status=200) == 3
+    assert (stored["acme"].account_username, stored["globex"].account_username) == tuple(sb.merchants)
+    assert sb.request_count(endpoint="oauth_token", status=200) == 3
+
+
+def test_a_second_name_for_an_authorized_account_is_refused(sandbox, redirect_uri, settings):
+    """One Instamojo account, two local names: its payments would be loaded and counted twice."""
+    az.authorize_merchant(settings, "acme", redirect_uri=redirect_uri, timeout=30, open_browser=False,
+                          on_url=Browser(sandbox.merchants[0]))
+    with pytest.raises(az.AuthorizeError) as refused:
+        az.authorize_merchant(settings, "acme_again", redirect_uri=redirect_uri, timeout=30, open_browser=False,
+                              on_url=Browser(sandbox.merchants[0]))
+    message = str(refused.value)
+    assert "'acme_again'" in message and "'acme'" in message and sandbox.merchants[0] in message
+    assert "Nothing was stored" in message
+    assert sorted(TokenStore(settings.token_store_path).merchants()) == ["acme"]
 
 
 def test_cli_authorize_then_merchants(sandbox, redirect_uri, settings, monkeypatch, capsys, caplog):
@@ -233,7 +250,9 @@ def test_cli_authorize_then_merchants(sandbox, redirect_uri, settings, monkeypat
     assert str(settings.token_store_path) in out.out and "never printed" in out.out
     assert cli.main(["merchants"]) == 0
     listing = capsys.readouterr().out
-    assert re.search(r"^acme\s+token store\s+yes\s+\d{4}-\d\d-\d\dT[\d:]+\s+all 6 read scopes$", listing, re.M)
+    account = f"{sandbox.merchants[0]} \\(account [0-9a-f]+\\)"
+    assert re.search(rf"^acme\s+{account}\s+token store\s+yes\s+\d{{4}}-\d\d-\d\dT[\d:]+\s+all 6 read scopes$",
+                     listing, re.M), listing
     secrets = [CLIENT_SECRET, *browser.codes, *issued_tokens(sandbox)]
     assert leaked(out.out + out.err + listing + command_logs(caplog), secrets) == []
 

@@ -141,3 +141,46 @@ def test_a_second_merchant_of_a_run_is_not_held_up_by_a_slow_one(sandbox_factory
     run = sync_merchants(settings, on_merchant_done=lambda notes: finished.append(notes.merchant))
     assert run.ok
     assert finished[-1] == slow  # the others finished while the slow one was still listing
+
+
+def test_one_account_under_two_names_is_refused_and_nothing_of_it_loads_twice(sandbox_factory, settings_for):
+    sb = sandbox_factory(SandboxConfig(seed=64, profile="small", merchants=2, page_size=50))
+    account, other = sb.merchants
+    settings = settings_for(sb, merchants=[account, other])
+    # a second local name, configured with a token the same account approved
+    settings.refresh_tokens["second_name"] = obtain_tokens(sb, account)["refresh_token"]
+    settings = settings.with_overrides(merchants=(account, other, "second_name"))
+    run = sync_merchants(settings)
+    results = {r.merchant: r for r in run.results}
+    assert results[other].ok
+    # neither name was synced before: the one reached first keeps the account, the other is refused
+    [kept] = [n for n in (account, "second_name") if results[n].ok]
+    [refused] = [n for n in (account, "second_name") if not results[n].ok]
+    error = results[refused].error
+    assert f"already synced as merchant {kept!r}" in error and repr(refused) in error and account in error
+    wh = open_test_warehouse(settings)
+    payments = len(sb.truth(account, "payments"))
+    assert count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments WHERE merchant = '{refused}'") == 0
+    assert count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments WHERE merchant = '{kept}'") == payments
+    wh.close()
+    # from now on the synced name is the account's: the other stays refused, run after run
+    run = sync_merchants(settings)
+    assert {r.merchant for r in run.results if not r.ok} == {refused}
+
+
+def test_an_account_that_changes_behind_a_name_stops_that_merchant(sandbox_factory, settings_for):
+    sb = sandbox_factory(SandboxConfig(seed=65, profile="small", merchants=2, page_size=50))
+    first, second = sb.merchants
+    settings = settings_for(sb, merchants=[first])
+    assert sync_merchants(settings).ok
+    wh = open_test_warehouse(settings)
+    before = count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments")
+    wh.close()
+    # the token configured for the name is now another account's (a copy-paste in secrets.toml)
+    settings.refresh_tokens[first] = obtain_tokens(sb, second)["refresh_token"]
+    [result] = sync_merchants(settings).results
+    assert not result.ok
+    assert f"belongs to the Instamojo account {second}" in result.error and f"authorized by {first}" in result.error
+    wh = open_test_warehouse(settings)
+    assert count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments") == before
+    wh.close()
