@@ -100,8 +100,18 @@ class MerchantCtx:
 class Buyer:
     """A buyer: PII for payments and orders; ``username``/``account_id`` when registered."""
 
-    __slots__ = ("name", "email", "phone", "address", "city", "state", "zip", "username", "account_id",
-                 "pii_json")
+    __slots__ = (
+        "account_id",
+        "address",
+        "city",
+        "email",
+        "name",
+        "phone",
+        "pii_json",
+        "state",
+        "username",
+        "zip",
+    )
 
     def __init__(self, name, email, phone, address, city, state, zip_code, username, account_id):
         self.name = name
@@ -120,7 +130,7 @@ class Buyer:
 class Model:
     """Common bookkeeping: the served record (``rec``), a dirty flag for batched re-rendering."""
 
-    __slots__ = ("rec", "dirty")
+    __slots__ = ("dirty", "rec")
     kind = ""
 
     def render(self, now: int) -> tuple[dict, object]:
@@ -136,9 +146,32 @@ class PaymentModel(Model):
     """A payment attempt and its whole life: resolution, payout, hold, refund."""
 
     __slots__ = (
-        "id", "key", "m", "resolved", "status", "failure", "amount", "intl", "instrument", "billing",
-        "title", "ptype", "product", "link", "buyer", "order_id", "invoice", "payout", "refund_at",
-        "case", "held", "outcome", "affiliate", "partner", "ship", "settle_day",
+        "affiliate",
+        "amount",
+        "billing",
+        "buyer",
+        "case",
+        "failure",
+        "held",
+        "id",
+        "instrument",
+        "intl",
+        "invoice",
+        "key",
+        "link",
+        "m",
+        "order_id",
+        "outcome",
+        "partner",
+        "payout",
+        "product",
+        "ptype",
+        "refund_at",
+        "resolved",
+        "settle_day",
+        "ship",
+        "status",
+        "title",
     )
     kind = "payments"
 
@@ -188,14 +221,12 @@ class PaymentModel(Model):
         payout = self.payout
         if payout is not None and payout.key <= now:
             payout_url, payout_id = payout.url, payout.id
-            if payout.key > updated:
-                updated = payout.key
+            updated = max(updated, payout.key)
         cases = []
         refund_at = self.refund_at
         if refund_at is not None and refund_at <= now:
             cases = [self.case]
-            if refund_at > updated:
-                updated = refund_at
+            updated = max(updated, refund_at)
         if status is True:
             fees, taxes = fee_strings(self.amount, self.intl)
             invoice = f"{m.invoice_prefix}/{self.invoice:06d}"
@@ -248,14 +279,12 @@ class PaymentModel(Model):
         payout = self.payout
         if payout is not None and payout.key <= now:
             payout_json, payout_id = payout.url_json, payout.id
-            if payout.key > updated:
-                updated = payout.key
+            updated = max(updated, payout.key)
         cases = "[]"
         refund_at = self.refund_at
         if refund_at is not None and refund_at <= now:
             cases = f"[{js(self.case)}]"
-            if refund_at > updated:
-                updated = refund_at
+            updated = max(updated, refund_at)
         if status is True:
             fees, taxes = fee_strings(self.amount, self.intl)
             invoice = f'"{m.invoice_prefix}/{self.invoice:06d}"'  # digits and a slash
@@ -306,9 +335,28 @@ class PayoutModel(Model):
     releases and refunds)."""
 
     __slots__ = (
-        "id", "key", "m", "url", "url_json", "day", "sales", "fee", "tax", "held", "reversed", "refunded",
-        "affiliate", "partner", "shipping", "paid", "payout_type",
-        "settled_ids", "held_ids", "released_ids", "held_refunded_ids", "refunded_ids",
+        "affiliate",
+        "day",
+        "fee",
+        "held",
+        "held_ids",
+        "held_refunded_ids",
+        "id",
+        "key",
+        "m",
+        "paid",
+        "partner",
+        "payout_type",
+        "refunded",
+        "refunded_ids",
+        "released_ids",
+        "reversed",
+        "sales",
+        "settled_ids",
+        "shipping",
+        "tax",
+        "url",
+        "url_json",
     )
     kind = "payouts"
 
@@ -371,10 +419,32 @@ class ProductModel(Model):
     """A product: moderation, archiving and purchases over time; its covers."""
 
     __slots__ = (
-        "slug", "key", "m", "url", "url_json", "title", "description", "base_price", "min_price", "max_price",
-        "pwyw", "limit_quantity", "discount_public", "requires_shipping", "ships_within_days",
-        "start_date", "end_date", "venue", "timezone", "custom_note", "live_at", "archived_at",
-        "purchases", "covers", "variants", "kind_of",
+        "archived_at",
+        "base_price",
+        "covers",
+        "custom_note",
+        "description",
+        "discount_public",
+        "end_date",
+        "key",
+        "kind_of",
+        "limit_quantity",
+        "live_at",
+        "m",
+        "max_price",
+        "min_price",
+        "purchases",
+        "pwyw",
+        "requires_shipping",
+        "ships_within_days",
+        "slug",
+        "start_date",
+        "timezone",
+        "title",
+        "url",
+        "url_json",
+        "variants",
+        "venue",
     )
     kind = "products"
 
@@ -454,7 +524,7 @@ class ProductModel(Model):
 class OrderItem:
     """One line of an order."""
 
-    __slots__ = ("product", "unit_price", "quantity", "amount", "shipping_charges", "discount", "variants")
+    __slots__ = ("amount", "discount", "product", "quantity", "shipping_charges", "unit_price", "variants")
 
     def __init__(self, product, unit_price, quantity, shipping_charges, discount, variants):
         self.product = product
@@ -474,7 +544,7 @@ class OrderItem:
 class OrderModel(Model):
     """An order: buyer, items, and the payment attempts made for it over time."""
 
-    __slots__ = ("id", "key", "m", "url", "title", "buyer", "amount", "items", "payments", "times")
+    __slots__ = ("amount", "buyer", "id", "items", "key", "m", "payments", "times", "title", "url")
     kind = "orders"
 
     def __init__(self, oid: str, created: int, m: MerchantCtx):

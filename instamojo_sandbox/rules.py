@@ -18,7 +18,7 @@ import holidays
 
 #: Instamojo is in India: business days are counted in Asia/Kolkata, not UTC.
 IST = ZoneInfo("Asia/Kolkata")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 PAISA = Decimal("0.01")
 ZERO = Decimal("0.00")
