@@ -400,6 +400,8 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def __init__(self, address, sandbox, limits: Limits):
         self.sandbox = sandbox
         self.limits = limits
+        #: exceptions that escaped a connection's handler (a bug: tests check it stays 0)
+        self.handler_errors = 0
         self._conns: set = set()
         self._conns_lock = threading.Lock()
         if ":" in address[0]:
@@ -427,6 +429,12 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         with self._conns_lock:
             self._conns.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request, client_address) -> None:
+        """Count (and print, as socketserver does) an exception that escaped a handler."""
+        with self._conns_lock:
+            self.handler_errors += 1
+        super().handle_error(request, client_address)
 
     @property
     def open_connections(self) -> int:
