@@ -133,6 +133,7 @@ def test_huge_request_line_header_line_and_head(sb):
     assert answer(sb, b"GET / HTTP/1.1\r\nHost: sandbox\r\n" + many + b"\r\n") == 431
     big = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 8000) for i in range(20))  # under 100 lines, over 128 KiB
     assert answer(sb, b"GET / HTTP/1.1\r\nHost: sandbox\r\n" + big + b"\r\n") == 431
+    assert answer(sb, b"GET / HTTP/1.1\r\nHost: sandbox\r\n" + big) == 431  # a head that never ends
     ok(sb)
 
 

@@ -10,7 +10,7 @@ import requests
 
 from instamojo_sandbox import App
 from instamojo_sandbox.__main__ import build_parser, config_from_args
-from instamojo_sandbox.faults import WindowLimiter
+from instamojo_sandbox.faults import RateLimits, WindowLimiter
 
 OTHER_APP = App("other-app", "other-secret", ("http://127.0.0.1:9300/cb",))
 
@@ -91,6 +91,14 @@ def test_the_request_log_never_shows_more_than_the_app_limit_in_any_second(sandb
     assert max_in_any_window(admitted) <= rate
     assert {e["client_id"] for e in log} == {sb.demo_app.client_id}
     assert {e["merchant"] for e in log if e["status"] == 200} == set(sb.merchants)  # both were served
+
+
+def test_a_request_the_app_limit_refuses_does_not_use_up_its_token():
+    limits = RateLimits(token_rate=0.001, token_burst=1, app_rate=0.001, app_burst=1)  # nothing refills here
+    assert limits.admit("token-b", "app-1")[1] is None  # app-1's one request
+    assert limits.admit("token-a", "app-1")[1:] == ("app", 1000)  # refused by the app limit...
+    assert limits.admit("token-a", "app-2")[1] is None  # ...so token-a still has its one request
+    assert limits.admit("token-a", "app-3")[1] == "token"  # and now it is used
 
 
 def test_the_window_limiter_with_a_burst():
