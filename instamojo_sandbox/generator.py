@@ -252,7 +252,7 @@ class MerchantGenerator:
             (f"{m.base_url}/v2/links/l{setup.getrandbits(128):032x}/", title)
             for title in setup.sample(catalog.LINK_TITLES, 6)
         ]
-        self._amounts = self._amount_table(_rng(self.seed, self.mi, "amounts"))
+        self._amounts = self._amount_table(_rng(self.seed, self.mi, "amounts"), self._table_size(config))
         self.buyers = BuyerPool(self.seed, self.mi, int(min(20000, max(60, self.mean * 8))))
         self._ptype_cum, self._ptype_total = _cum(w for _, w in catalog.STANDALONE_PAYMENT_TYPES)
         self._otype_cum, self._otype_total = _cum(w for _, w in catalog.ORDER_PAYMENT_TYPES)
@@ -329,6 +329,16 @@ class MerchantGenerator:
         """A payment amount: a pick from the merchant's price table (see _amount_table)."""
         amounts = self._amounts
         return paise_cached(amounts[int(rng.random() * len(amounts))])
+
+    def _table_size(self, config: SandboxConfig) -> int:
+        """4,096 prices for the named merchants (their data stay as they always were); the
+        generated ones of a large dataset (``merchant_6`` on) get a table sized to their history,
+        512 to 4,096: drawing 4,096 prices is a fixed cost of every merchant, the largest one
+        when a thousand merchants have a few hundred payments each."""
+        if self.mi < len(catalog.MERCHANTS):
+            return 4096
+        expected = self.mean * config.n_days
+        return 1 << max(9, min(12, math.ceil(math.log2(max(1.0, expected)))))
 
     @staticmethod
     def _amount_table(rng: random.Random, size: int = 4096) -> array:

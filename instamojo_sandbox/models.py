@@ -38,7 +38,15 @@ def js(value) -> str:
         if len(_JS) < 500_000:
             _JS[value] = out
     return out
+
+
+def _dumps(value) -> str:
+    """The JSON literal of a value that does not repeat (not cached, unlike :func:`js`)."""
+    return orjson.dumps(value).decode()
+
+
 PRODUCT_STATUS_LABELS = {20: "Live", 30: "Archived", 33: "Pending Moderation"}
+_ORDER_PAYMENT_STATUS_JSON = {k: f'"{v}"' for k, v in {True: "Success", False: "Failed", None: "Pending"}.items()}
 
 
 @dataclass
@@ -106,6 +114,7 @@ class Buyer:
         "city",
         "email",
         "name",
+        "order_json",
         "phone",
         "pii_json",
         "state",
@@ -125,6 +134,19 @@ class Buyer:
         self.account_id = account_id
         #: the payment fields name/email/phone as a JSON fragment (see PaymentModel.render_json)
         self.pii_json = f'"name":{js(name)},"email":{js(email)},"phone":{js(phone)}'
+        #: the order fields buyer_email ... buyer_zip as a JSON fragment, made on first use
+        self.order_json: str | None = None
+
+    def order_fields_json(self) -> str:
+        """The ``buyer_*`` fields of an order as a JSON fragment (see OrderModel.render_json)."""
+        if self.order_json is None:
+            # orders show the bare 10-digit number, payments the +91 form (as in the reference)
+            self.order_json = (
+                f'"buyer_email":{_dumps(self.email)},"buyer_name":{_dumps(self.name)},'
+                f'"buyer_phone":{_dumps(self.phone[3:])},"buyer_address":{_dumps(self.address)},'
+                f'"buyer_city":{js(self.city)},"buyer_state":{js(self.state)},"buyer_zip":{_dumps(self.zip)}'
+            )
+        return self.order_json
 
 
 class Model:
@@ -544,7 +566,7 @@ class OrderItem:
 class OrderModel(Model):
     """An order: buyer, items, and the payment attempts made for it over time."""
 
-    __slots__ = ("amount", "buyer", "id", "items", "key", "m", "payments", "times", "title", "url")
+    __slots__ = ("amount", "buyer", "id", "items", "items_json", "key", "m", "payments", "times", "title", "url")
     kind = "orders"
 
     def __init__(self, oid: str, created: int, m: MerchantCtx):
@@ -557,6 +579,7 @@ class OrderModel(Model):
         self.items: list[OrderItem] = []
         self.payments: list[PaymentModel] = []
         self.times: list[int] = [created]
+        self.items_json: str | None = None  # the items never change: serialized once
 
     def paid_at(self, now: int) -> Decimal:
         """Sum of the amounts of the successful payments visible at ``now``."""
@@ -592,23 +615,7 @@ class OrderModel(Model):
         else:
             order_status = "Pending"
         buyer = self.buyer
-        items = []
-        for item in self.items:
-            items.append(
-                {
-                    "unit_price": str(item.unit_price),
-                    "quantity": item.quantity,
-                    "amount": str(item.amount),
-                    "is_shipping_required": item.product.requires_shipping,
-                    "seller": m.seller_url,
-                    "shipping_charge_logic": None if item.shipping_charges is None else "flat",
-                    "shipping_charges": None if item.shipping_charges is None else str(item.shipping_charges),
-                    "product": item.product.url,
-                    "order": self.url,
-                    "discount": None if item.discount is None else str(item.discount),
-                    "variants": [{"name": n, "value": v} for n, v in item.variants],
-                }
-            )
+        items = self._items()
         return {
             "id": self.id,
             "title": self.title,
@@ -629,6 +636,58 @@ class OrderModel(Model):
             "payments": nested,
             "items": items,
         }, paid > ZERO
+
+    def render_json(self, now: int) -> tuple[bytes, object]:
+        """:meth:`render` serialized straight to JSON bytes (the same bytes as orjson makes of
+        it; a test holds the two to each other), with the parts that never change (buyer,
+        items) serialized once."""
+        m = self.m
+        open_url = m.payments_url_json_open
+        nested = []
+        paid = ZERO
+        for p in self.payments:
+            if p.key > now:
+                continue
+            status = p.visible_status(now)
+            if status is True:
+                paid += p.amount
+            nested.append(f'{{"payment_id":"{p.id}","amount":"{p.amount}","instrument_type":{js(p.instrument)},'
+                          f'"status":{_ORDER_PAYMENT_STATUS_JSON[status]},"resource_uri":{open_url}{p.id}/"}}')
+        if paid >= self.amount:
+            order_status = "Fully Paid"
+        elif paid > ZERO:
+            order_status = "Partially Paid"
+        else:
+            order_status = "Pending"
+        items = self.items_json
+        if items is None:
+            items = self.items_json = orjson.dumps(self._items()).decode()
+        text = (
+            f'{{"id":{_dumps(self.id)},"title":{js(self.title)},"currency":"INR","created_at":"{iso(self.key)}",'
+            f'{self.buyer.order_fields_json()},"buyer_country":"India","amount":"{self.amount}",'
+            f'"order_status":"{order_status}","payments_uri":{_dumps(f"{m.payments_url}?order_id={self.id}")},'
+            f'"payments":[{",".join(nested)}],"items":{items}}}'
+        )
+        return text.encode(), paid > ZERO
+
+    def _items(self) -> list[dict]:
+        m = self.m
+        return [
+            {
+                "unit_price": str(item.unit_price),
+                "quantity": item.quantity,
+                "amount": str(item.amount),
+                "is_shipping_required": item.product.requires_shipping,
+                "seller": m.seller_url,
+                "shipping_charge_logic": None if item.shipping_charges is None else "flat",
+                "shipping_charges": None if item.shipping_charges is None else str(item.shipping_charges),
+                "product": item.product.url,
+                "order": self.url,
+                "discount": None if item.discount is None else str(item.discount),
+                "variants": [{"name": n, "value": v} for n, v in item.variants],
+            }
+            for item in self.items
+        ]
 
     def is_final(self, now: int) -> bool:
         return all(t <= now for t in self.times)

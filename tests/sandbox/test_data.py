@@ -256,7 +256,7 @@ def test_exact_payment_count(n):
         assert len(sb.truth(None, "payments")) == n
 
 
-def test_fast_payment_serializer_matches_the_dict_one():
+def test_fast_serializers_match_the_dict_ones():
     import orjson
 
     from instamojo_sandbox.generator import MerchantGenerator, build_merchants
@@ -290,3 +290,13 @@ def test_fast_payment_serializer_matches_the_dict_one():
             statuses[(data["status"], bool(data["payout"]), bool(data["cases"]))] += 1
     assert {(None, False, False), (True, False, False), (True, True, False), (False, False, False),
             (True, True, True)} <= set(statuses), statuses
+    orders = [m for m in sink.models if m.kind == "orders"]
+    order_statuses = Counter()
+    for model in orders:
+        for offset_days in (0, 0.001, 0.01, 4, 40):
+            now = model.key + int(offset_days * 86400 * 1_000_000)
+            data, tag = model.render(now)
+            fast, fast_tag = model.render_json(now)
+            assert fast == orjson.dumps(data) and fast_tag == tag  # the very same bytes
+            order_statuses[data["order_status"]] += 1
+    assert set(order_statuses) == {"Pending", "Partially Paid", "Fully Paid"}
