@@ -116,7 +116,9 @@ def paise_cached(n: int) -> Decimal:
     return value
 
 
+@lru_cache(maxsize=4096)
 def _slugify(text: str) -> str:
+    # cached: every merchant's catalogue is drawn from the same few dozen product titles
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
@@ -191,23 +193,28 @@ class BuyerPool:
         n = int.from_bytes(digest[:16], "big")
         account = digest[16:].hex()
 
-        def take(modulus: int) -> int:
-            nonlocal n
-            n, r = divmod(n, modulus)
-            return r
-
-        first = catalog.FIRST_NAMES[take(len(catalog.FIRST_NAMES))]
-        last = catalog.LAST_NAMES[take(len(catalog.LAST_NAMES))]
-        city, state, pin = catalog.CITIES[take(len(catalog.CITIES))]
-        registered = take(4) == 0  # a quarter of buyers have an Instamojo account
+        # successive remainders of one big number (the digest), in a fixed order
+        n, i_first = divmod(n, len(catalog.FIRST_NAMES))
+        n, i_last = divmod(n, len(catalog.LAST_NAMES))
+        n, i_city = divmod(n, len(catalog.CITIES))
+        n, i_registered = divmod(n, 4)
+        n, i_domain = divmod(n, len(catalog.EMAIL_DOMAINS))
+        n, i_prefix = divmod(n, 4)
+        n, i_number = divmod(n, 10**9)
+        n, i_house = divmod(n, 220)
+        n, i_street = divmod(n, len(catalog.STREETS))
+        n, i_zip = divmod(n, 1000)
+        first, last = catalog.FIRST_NAMES[i_first], catalog.LAST_NAMES[i_last]
+        city, state, pin = catalog.CITIES[i_city]
+        registered = i_registered == 0  # a quarter of buyers have an Instamojo account
         return Buyer(
             name=f"{first} {last}",
-            email=f"{first}.{last}{k}@{catalog.EMAIL_DOMAINS[take(len(catalog.EMAIL_DOMAINS))]}".lower(),
-            phone=f"+91{'6789'[take(4)]}{take(10**9):09d}",
-            address=f"{1 + take(220)}, {catalog.STREETS[take(len(catalog.STREETS))]}, {city}",
+            email=f"{first}.{last}{k}@{catalog.EMAIL_DOMAINS[i_domain]}".lower(),
+            phone=f"+91{'6789'[i_prefix]}{i_number:09d}",
+            address=f"{1 + i_house}, {catalog.STREETS[i_street]}, {city}",
             city=city,
             state=state,
-            zip_code=f"{pin}{take(1000):03d}",
+            zip_code=f"{pin}{i_zip:03d}",
             username=f"{first}{last[0]}{k}".lower() if registered else None,
             account_id=account if registered else None,
         )

@@ -133,7 +133,7 @@ class Buyer:
         self.username = username
         self.account_id = account_id
         #: the payment fields name/email/phone as a JSON fragment (see PaymentModel.render_json)
-        self.pii_json = f'"name":{js(name)},"email":{js(email)},"phone":{js(phone)}'
+        self.pii_json = f'"name":{js(name)},"email":{_dumps(email)},"phone":{_dumps(phone)}'
         #: the order fields buyer_email ... buyer_zip as a JSON fragment, made on first use
         self.order_json: str | None = None
 
