@@ -47,6 +47,7 @@ from __future__ import annotations
 import re
 import socket
 import socketserver
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -202,6 +203,12 @@ def parse_head(head: bytes, limits: Limits) -> tuple[str, str, str, Headers, int
             keep_alive)
 
 
+def _timeval(seconds: float) -> bytes:
+    """A ``struct timeval`` for SO_RCVTIMEO/SO_SNDTIMEO (never zero: zero means no timeout)."""
+    micros = max(1, round(seconds * 1_000_000))
+    return struct.pack("@ll", micros // 1_000_000, micros % 1_000_000)
+
+
 def _find_head_end(buf: bytearray, start: int) -> tuple[int, int]:
     """(end of the head, start of the body) of the first blank line at or after ``start``, or
     (-1, -1). Lines end with CRLF or a bare LF (RFC 9112 §2.2)."""
@@ -226,6 +233,17 @@ class Handler(socketserver.BaseRequestHandler):
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.limits = self.server.limits
+        # Kernel timeouts on a blocking socket, not Python's socket timeouts: those poll() before
+        # every recv and send, a syscall per call on the path of every request. A request that
+        # arrives in one read (nearly all) costs one recv and one send.
+        self._recv_timeout = -1.0
+        self._set_recv_timeout(self.limits.idle_timeout)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(self.limits.send_timeout))
+
+    def _set_recv_timeout(self, seconds: float) -> None:
+        if seconds != self._recv_timeout:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+            self._recv_timeout = seconds
 
     def handle(self) -> None:
         sandbox = self.server.sandbox
@@ -253,18 +271,22 @@ class Handler(socketserver.BaseRequestHandler):
                 return
 
     # Reading ------------------------------------------------------------------------------
-    def _recv(self, deadline: float, started: bool) -> None:
-        """Receive more bytes into the buffer before ``deadline``. A timeout mid-request is a
-        408; a timeout between requests, a reset or an end of stream closes quietly."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            if started:
-                raise HttpError(408, "The request did not arrive in time.")
-            raise _Closed
-        self.sock.settimeout(remaining)
+    def _recv(self, deadline: float | None, started: bool) -> None:
+        """Receive more bytes into the buffer before ``deadline`` (None: within the idle timeout,
+        waiting for a new request). A timeout mid-request is a 408; a timeout between requests,
+        a reset or an end of stream closes quietly."""
+        if deadline is None:
+            self._set_recv_timeout(self.limits.idle_timeout)
+        else:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if started:
+                    raise HttpError(408, "The request did not arrive in time.")
+                raise _Closed
+            self._set_recv_timeout(remaining)
         try:
             data = self.sock.recv(_RECV)
-        except TimeoutError:
+        except (BlockingIOError, TimeoutError):  # SO_RCVTIMEO expired: EAGAIN
             if started:
                 raise HttpError(408, "The request did not arrive in time.") from None
             raise _Closed from None
@@ -277,16 +299,19 @@ class Handler(socketserver.BaseRequestHandler):
     def _read_request(self):
         limits = self.limits
         buf = self.buf
-        deadline = time.monotonic() + limits.idle_timeout
+        deadline: float | None = None  # the first read waits for the idle timeout
         started = False
         scanned = 0
         while True:
-            # RFC 9112 §2.2: empty lines before a request line are ignored
-            while buf.startswith((b"\r\n", b"\n")):
-                del buf[: 2 if buf[0] == 0x0D else 1]
-            if buf and not started:
-                started = True
-                deadline = time.monotonic() + limits.request_timeout
+            if not started:
+                if buf.startswith((b"\r\n", b"\n")):  # RFC 9112 §2.2: empty lines before a request
+                    while buf.startswith((b"\r\n", b"\n")):
+                        del buf[: 2 if buf[0] == 0x0D else 1]
+                    if deadline is None:  # only blank lines so far: the idle timeout still runs
+                        deadline = time.monotonic() + limits.idle_timeout
+                if buf:
+                    started = True
+                    deadline = time.monotonic() + limits.request_timeout
             end, body_start = _find_head_end(buf, max(0, scanned - 2))
             if end >= 0:
                 break
@@ -315,7 +340,6 @@ class Handler(socketserver.BaseRequestHandler):
     # Writing ------------------------------------------------------------------------------
     def _write(self, data: bytes) -> bool:
         try:
-            self.sock.settimeout(self.limits.send_timeout)
             self.sock.sendall(data)
             return True
         except OSError:
@@ -371,7 +395,6 @@ class Handler(socketserver.BaseRequestHandler):
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         sock = self.sock
         try:
-            sock.settimeout(self.limits.send_timeout)
             if fault == "drop":
                 # the headers promise the whole body; half of it arrives, then the connection dies
                 sock.sendall(head + parts[0][: length // 2])
