@@ -252,6 +252,22 @@ def test_an_idle_keep_alive_connection_is_closed_quietly(sb):
     assert statuses(received) == [200]  # answered, then closed after the idle timeout
 
 
+def test_blank_lines_forever_do_not_keep_a_connection_open(sb):
+    closed = False
+    with socket.create_connection(("127.0.0.1", sb.port), timeout=WAIT) as s:
+        s.settimeout(0.15)
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline and not closed:
+            try:
+                s.sendall(b"\r\n")  # RFC 9112 lets a server ignore these, not wait on them forever
+                closed = s.recv(1) == b""
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+    assert closed
+
+
 def test_connections_beyond_the_limit_get_503():
     with Sandbox(SandboxConfig(profile="small", merchants=1, days=1, max_connections=2)) as small:
         held = [socket.create_connection(("127.0.0.1", small.port), timeout=WAIT) for _ in range(2)]
