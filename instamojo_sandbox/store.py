@@ -25,6 +25,7 @@ import pickle
 import selectors
 import threading
 import zlib
+from array import array
 from collections import defaultdict
 from dataclasses import dataclass
 from operator import attrgetter
@@ -72,9 +73,14 @@ class Rec:
         self.tag = None
 
     def __reduce__(self):
-        # A compact pickle (records travel from the build workers by the hundred thousand).
-        # The model goes in the state, not in the constructor's arguments: a model refers back
-        # to its record, and only the state is pickled after the record is memoized.
+        # While a merchant is packed (pack_merchant), a final record travels as its position
+        # in the columns; otherwise as a compact pickle, its model in the state (a model refers
+        # back to its record, and only the state is pickled after the record is memoized).
+        columns = getattr(_packing, "final", None)
+        if columns is not None:
+            where = columns.get(id(self))
+            if where is not None:
+                return _column_rec, where
         return Rec, (self.key, self.id), (self.json, self.model, self.tag)
 
     def __setstate__(self, state) -> None:
@@ -245,6 +251,93 @@ class MerchantState:
         return self.ctx.username
 
 
+# Moving a built merchant between processes ----------------------------------------------------
+# Most of a built merchant is final records: a sort key, an id, JSON bytes and a filter tag, no
+# model. Pickled one object at a time they cost more to send and receive than to build, so they
+# travel as columns (one array of keys, one string of ids, one blob of JSON), and only what is
+# still alive (the generator, models with changes to come, their records, pending changes)
+# goes through pickle; a final record that a live object refers to (a payout a payment shows)
+# is sent as a reference to its column position (Rec.__reduce__), so it arrives as the very
+# same object.
+
+
+#: per thread: the final records of the merchant being packed (id → (collection, position))
+#: or unpacked ("records": collection → list of records)
+_packing = threading.local()
+
+
+def _column_rec(name: str, position: int) -> Rec:
+    return _packing.records[name][position]
+
+
+def pack_merchant(index: int, state: MerchantState, heap: list) -> bytes:
+    """A built merchant (and its pending changes) as bytes for :func:`unpack_merchant`."""
+    columns = {}
+    final: dict[int, tuple[str, int]] = {}
+    live: dict[str, list[tuple[int, Rec]]] = {}
+    for name, coll in state.colls.items():
+        recs = coll.records
+        position = {id(r): k for k, r in enumerate(recs)}
+        for k, rec in enumerate(recs):
+            if rec.model is None:
+                final[id(rec)] = (name, k)
+        live[name] = [(k, rec) for k, rec in enumerate(recs) if rec.model is not None]
+        indexes = {index_name: [(value, array("l", [position[id(r)] for r in bucket])) for value, bucket in idx.items()]
+                   for index_name, idx in coll.indexes.items()}
+        columns[name] = (array("q", [r.key for r in recs]).tobytes(), "\x00".join(r.id for r in recs),
+                         b"".join(r.json for r in recs), array("q", [len(r.json) for r in recs]).tobytes(),
+                         [r.tag for r in recs], indexes)
+    head = pickle.dumps((index, columns), protocol=pickle.HIGHEST_PROTOCOL)
+    _packing.final = final
+    try:
+        body = pickle.dumps((state.ctx, state.gen, state.covers, state.user_info, state.user_contact, live, heap),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+    finally:
+        _packing.final = None
+    return len(head).to_bytes(8, "little") + head + body
+
+
+def unpack_merchant(blob) -> tuple[int, MerchantState, list]:
+    """(index, merchant, pending changes) from :func:`pack_merchant`'s bytes."""
+    size = int.from_bytes(blob[:8], "little")
+    index, columns = pickle.loads(blob[8:8 + size])
+    records: dict[str, list[Rec]] = {}
+    for name, (keys, ids, jsons, lengths, tags, _indexes) in columns.items():
+        key_list = array("q")
+        key_list.frombytes(keys)
+        length_list = array("q")
+        length_list.frombytes(lengths)
+        id_list = ids.split("\x00") if key_list else []
+        recs = []
+        start = 0
+        for key, rid, length, tag in zip(key_list, id_list, length_list, tags):
+            rec = Rec(key, rid)
+            rec.json = jsons[start:start + length]
+            rec.tag = tag
+            start += length
+            recs.append(rec)
+        records[name] = recs
+    _packing.records = records
+    try:
+        ctx, gen, covers, user_info, user_contact, live, heap = pickle.loads(blob[8 + size:])
+    finally:
+        _packing.records = None
+    state = MerchantState(ctx, gen)
+    state.covers, state.user_info, state.user_contact = covers, user_info, user_contact
+    for name, coll in state.colls.items():
+        recs = records[name]
+        for k, rec in live[name]:
+            recs[k] = rec
+        coll.records = recs
+        coll.by_id = {r.id: r for r in recs}
+        for index_name, buckets in columns[name][5].items():
+            target = coll.indexes[index_name]
+            for value, positions in buckets:
+                target[value] = [recs[k] for k in positions]
+        coll.version += 1
+    return index, state, heap
+
+
 class Store:
     """All merchants' data and the clock. Thread-safe through ``lock`` (an RLock)."""
 
@@ -409,7 +502,7 @@ class Store:
                             state = self.states[i]
                             self._build_merchant(state, first_day, last_day)
                             heap, self._heap = self._heap, []
-                            blob = pickle.dumps((i, state, heap), protocol=pickle.HIGHEST_PROTOCOL)
+                            blob = pack_merchant(i, state, heap)
                             out.write(len(blob).to_bytes(8, "little"))
                             out.write(blob)
                             self.states[i] = None  # type: ignore[call-overload]  # its memory goes
@@ -436,7 +529,7 @@ class Store:
                         size = int.from_bytes(buf[:8], "little")
                         if len(buf) < 8 + size:
                             break
-                        i, state, heap = pickle.loads(memoryview(buf)[8:8 + size])
+                        i, state, heap = unpack_merchant(memoryview(buf)[8:8 + size])
                         del buf[:8 + size]
                         state.gen.sink = self
                         self.states[i] = state
