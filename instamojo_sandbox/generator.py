@@ -20,7 +20,6 @@ import hashlib
 import math
 import random
 import re
-import uuid
 from array import array
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
@@ -128,6 +127,13 @@ def _cum(weights) -> tuple[list[int], int]:
         total += w
         out.append(total)
     return out, total
+
+
+def _uuid4(n: int) -> str:
+    """``str(uuid.UUID(int=n, version=4))``, without the UUID object (an order id each)."""
+    n = (n & ~(0xC000 << 48) | (0x8000 << 48)) & ~(0xF000 << 64) | (4 << 76)
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _pick(rand, seq):
@@ -478,7 +484,7 @@ class MerchantGenerator:
     # Orders -------------------------------------------------------------------------------
     def _order(self, rng: random.Random, day: dt.date, start: int, remaining: int, sellable: list) -> int:
         t0 = start + self._time_in_day(rng)
-        order = OrderModel(str(uuid.UUID(int=rng.getrandbits(128), version=4)), t0, self.m)
+        order = OrderModel(_uuid4(rng.getrandbits(128)), t0, self.m)
         order.buyer = self.buyers.pick(rng)
         u = rng.random()
         n_items = 1 if u < 0.7 else 2 if u < 0.92 else 3

@@ -23,7 +23,7 @@ or a fragment; bare CR; obs-fold; a header name
 that is not a token or has space before the
 colon; a control byte in a header value; no (or
 two) ``Host`` in HTTP/1.1
-``HTTP/2.0`` and later in an HTTP/1 request      505
+a version other than HTTP/1.x (``HTTP/2.0``)    505
 ``Content-Length`` not digits, negative, or two  400
 different values (equal repeats are one value)
 ``Content-Length`` above ``max_body``            413
@@ -40,6 +40,9 @@ A method the API does not serve (``BREW``, ``HEAD``) gets 405 after its body is 
 connection stays open. Error answers are JSON ``{"detail": "..."}``. After an error the
 server stops writing and reads (and drops) what the client still sends for a moment before it
 closes, so the client reads the answer instead of a reset.
+
+Timeouts are the kernel's (``SO_RCVTIMEO``/``SO_SNDTIMEO`` on a blocking socket), not Python's
+socket timeouts, which poll() before every read and write.
 """
 
 from __future__ import annotations

@@ -367,9 +367,14 @@ class Store:
         """A new model: it becomes visible at its key (created_at, paid_out_at) and changes at
         each of ``changes`` (None entries are ignored)."""
         model.rec = None
-        model.dirty = False
         target = self._target
-        for at in (model.key, *changes):
+        if model.key <= target:
+            model.dirty = True
+            self._dirty.append(model)
+        else:
+            model.dirty = False
+            heapq.heappush(self._heap, (model.key, next(self._seq), model))
+        for at in changes:
             if at is None:
                 continue
             if at <= target:
@@ -612,8 +617,13 @@ class Store:
                 indexes = coll.indexes
                 buyer = model.buyer
                 if buyer.username is not None:
-                    coll.add_index("buyer", buyer.username, rec)
-                    coll.add_index("buyer", buyer.account_id, rec)
+                    by_buyer = indexes["buyer"]
+                    for value in (buyer.username, buyer.account_id):
+                        bucket = by_buyer.get(value)
+                        if bucket is None:
+                            by_buyer[value] = [rec]
+                        else:
+                            bucket.append(rec)
                 if model.product is not None:
                     bucket = indexes["product"].get(model.product.slug)
                     if bucket is None:
