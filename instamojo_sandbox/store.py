@@ -473,9 +473,9 @@ class Store:
         :data:`PARALLEL_BUILD_MIN_PAYMENTS` payments over several merchants) and the machine has
         cores to spare (a one-minute load average at least 1.5 below the CPU count); else one.
 
-        Workers pay for themselves only on idle cores: pickling each merchant back to this
-        process costs about 40% more CPU in all than building it here, so on a busy machine the
-        build is faster alone. The data are the same either way.
+        Workers pay for themselves only on idle cores: sending each merchant back to this
+        process costs 40–70% more CPU in all than building it here (measured under load), so on
+        a busy machine the build is faster alone. The data are the same either way.
         """
         if not hasattr(os, "fork"):
             return 1
