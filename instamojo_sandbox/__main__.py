@@ -68,7 +68,7 @@ def _serve_parser(sub) -> None:
                       help="open connections at once, one thread each; 503 beyond (default 1024)")
     data.add_argument("--build-workers", type=int,
                       help="processes that generate the data (default: one per CPU, up to 4, for a large "
-                           "dataset on an idle machine; the data are the same)")
+                           "dataset on a machine of 4+ CPUs with 2 idle, else 1; the data are the same)")
     oauth = p.add_argument_group("oauth")
     oauth.add_argument("--rotate-refresh-tokens", action="store_true",
                        help="issue a new refresh token on every refresh and refuse the old one")

@@ -139,8 +139,8 @@ class SandboxConfig:
     ``max_limit`` (the most records a ``limit`` gets per page; 500).
 
     Building: ``build_workers`` (processes that generate the dataset; None = one per CPU, at
-    most 4, for a large dataset of several merchants when the machine has idle cores, else 1;
-    the data are the same).
+    most 4, for a large dataset of several merchants on a machine of at least 4 CPUs with 2
+    idle, else 1; the data are the same).
 
     OAuth: ``apps`` (registered besides the demo app unless ``include_demo_app`` is False),
     lifetimes in seconds (``access_token_ttl``, ``refresh_token_ttl``, ``code_ttl``) on the
