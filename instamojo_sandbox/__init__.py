@@ -6,11 +6,29 @@ Start it with ``python -m instamojo_sandbox`` (``--help``) or in-process with :c
 """
 
 from .anomalies import ANOMALY_KINDS, AnomalyError
-from .config import ALL_SCOPES, DEFAULT_NOW, DEMO_APP, PROFILES, App, Rates, SandboxConfig
+from .config import (
+    ALL_SCOPES,
+    DEFAULT_NOW,
+    DEMO_APP,
+    PROFILES,
+    App,
+    Rates,
+    SandboxConfig,
+)
 from .faults import FAULT_KINDS, FaultRule
 from .server import Sandbox
 
 __all__ = [
-    "ALL_SCOPES", "ANOMALY_KINDS", "AnomalyError", "App", "DEFAULT_NOW", "DEMO_APP", "FAULT_KINDS",
-    "FaultRule", "PROFILES", "Rates", "Sandbox", "SandboxConfig",
+    "ALL_SCOPES",
+    "ANOMALY_KINDS",
+    "DEFAULT_NOW",
+    "DEMO_APP",
+    "FAULT_KINDS",
+    "PROFILES",
+    "AnomalyError",
+    "App",
+    "FaultRule",
+    "Rates",
+    "Sandbox",
+    "SandboxConfig",
 ]

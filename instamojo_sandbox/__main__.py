@@ -21,6 +21,9 @@ from .timeutil import parse_instant
 
 DEFAULT_URL = os.environ.get("INSTAMOJO_SANDBOX_URL", "http://127.0.0.1:8765")
 COMMANDS = ("serve", "advance", "stats", "revoke")
+#: merchants listed one per line at start (the rest in one line: a launcher reading only the
+#: first line must not fill its pipe with a thousand)
+MERCHANT_LINES = 10
 
 
 def _serve_parser(sub) -> None:
@@ -41,11 +44,31 @@ def _serve_parser(sub) -> None:
     http.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     http.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free port)")
     http.add_argument("--public-url", help="base URL written into responses (default http://host:port)")
-    http.add_argument("--page-size", type=int, default=100, help="records per page (default 100)")
+    http.add_argument("--page-size", type=int, default=50,
+                      help="records per page of a request without ?limit= (default 50)")
+    http.add_argument("--max-limit", type=int, default=500,
+                      help="the most records ?limit= gets per page (default 500; more is capped)")
+    http.add_argument("--ignore-limit", action="store_true",
+                      help="ignore the limit query parameter, as an API that does not know it")
     http.add_argument("--sort-order", choices=SORT_ORDERS, default="newest_first", help="list order")
     http.add_argument("--latency", type=float, default=0.0, help="seconds added to every API request")
     http.add_argument("--rate-limit", type=float, help="requests per second per access token (429 beyond)")
-    http.add_argument("--rate-limit-burst", type=int, help="burst size of the rate limit")
+    http.add_argument("--rate-limit-burst", type=int, help="burst size of the per-token rate limit")
+    http.add_argument("--app-rate-limit", type=float,
+                      help="requests per second for all tokens of one OAuth app together (429 beyond)")
+    http.add_argument("--app-rate-limit-burst", type=int,
+                      help="at most this many requests in any burst/rate seconds (default: the rate, rounded up)")
+    http.add_argument("--request-log-size", type=int, default=200_000,
+                      help="API requests kept in the request log, GET /_sandbox/requests (default 200,000)")
+    http.add_argument("--idle-timeout", type=float, default=60.0,
+                      help="seconds a keep-alive connection may idle between requests (default 60)")
+    http.add_argument("--request-timeout", type=float, default=10.0,
+                      help="seconds a started request may take to arrive whole, else 408 (default 10)")
+    http.add_argument("--max-connections", type=int, default=1024,
+                      help="open connections at once, one thread each; 503 beyond (default 1024)")
+    data.add_argument("--build-workers", type=int,
+                      help="processes that generate the data (default: one per CPU, up to 4, for a large "
+                           "dataset on a machine of 4+ CPUs with 2 idle, else 1; the data are the same)")
     oauth = p.add_argument_group("oauth")
     oauth.add_argument("--rotate-refresh-tokens", action="store_true",
                        help="issue a new refresh token on every refresh and refuse the old one")
@@ -114,8 +137,12 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         payments_per_day=args.payments_per_day, payments=args.payments,
         now=parse_instant(args.now) if args.now else None,
         host=args.host, port=args.port, public_url=args.public_url, page_size=args.page_size,
+        max_limit=args.max_limit, honour_limit=not args.ignore_limit, build_workers=args.build_workers,
         sort_order=args.sort_order, latency=args.latency, rate_limit=args.rate_limit,
-        rate_limit_burst=args.rate_limit_burst, rotate_refresh_tokens=args.rotate_refresh_tokens,
+        rate_limit_burst=args.rate_limit_burst, app_rate_limit=args.app_rate_limit,
+        app_rate_limit_burst=args.app_rate_limit_burst, request_log_size=args.request_log_size,
+        idle_timeout=args.idle_timeout, request_timeout=args.request_timeout,
+        max_connections=args.max_connections, rotate_refresh_tokens=args.rotate_refresh_tokens,
         access_token_ttl=args.access_token_ttl, refresh_token_ttl=args.refresh_token_ttl,
         code_ttl=args.code_ttl, apps=tuple(apps), include_demo_app=include_demo,
         faults=tuple(json.loads(f) for f in args.fault),
@@ -128,6 +155,9 @@ def serve(args: argparse.Namespace) -> int:
     from .server import Sandbox
 
     sandbox = Sandbox(config_from_args(args))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     sandbox.start()
     print(sandbox.base_url, flush=True)
     app = sandbox.demo_app
@@ -137,15 +167,19 @@ def serve(args: argparse.Namespace) -> int:
     for extra in sandbox.config.apps:
         if app is None or extra.client_id != app.client_id:
             print(f"app: client_id={extra.client_id} redirect URIs: {' '.join(extra.redirect_uris)}")
-    for m in sandbox.merchant_list():
+    merchants = sandbox.merchant_list()
+    for m in merchants[:MERCHANT_LINES]:
         c = m["counts"]
         print(f"merchant: {m['username']} ({m['full_name']}): {c['payments']} payments, {c['payouts']} payouts, "
               f"{c['orders']} orders, {c['products']} products")
+    if len(merchants) > MERCHANT_LINES:
+        rest = merchants[MERCHANT_LINES:]
+        total = {k: sum(m["counts"][k] for m in rest) for k in ("payments", "payouts", "orders", "products")}
+        print(f"merchants: {len(rest)} more ({rest[0]['username']} … {rest[-1]['username']}): "
+              f"{total['payments']} payments, {total['payouts']} payouts, {total['orders']} orders, "
+              f"{total['products']} products (GET /_sandbox/merchants lists them)")
     print(f"clock: {sandbox.settings()['now']}; data generated in {sandbox.generation_seconds:.2f} s; "
           f"admin API: {sandbox.base_url}/_sandbox/ ; Ctrl-C stops", flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     sandbox.stop()
     return 0

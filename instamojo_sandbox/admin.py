@@ -18,11 +18,14 @@ clients only. Bodies are JSON; errors are ``{"error": "..."}`` with 400 or 404.
 ``POST   /_sandbox/revoke``                  ``{"merchant"|"client_id"|"token"}`` → ``{"revoked": n}``
 ``GET    /_sandbox/apps``                    registered OAuth apps
 ``POST   /_sandbox/apps``                    ``{"client_id", "client_secret", "redirect_uris", "scopes"?}``
-``POST   /_sandbox/tokens``                  ``{"merchant", "client_id"?, "scopes"?}`` → tokens without the consent page
+``POST   /_sandbox/tokens``                  ``{"merchant", "client_id"?, "scopes"?}`` → tokens without the consent page;
+                                             ``{"merchants": [...]}`` or ``{"all": true}`` → a list, one per merchant
+``GET    /_sandbox/requests``                the request log: ``?since=<seq>&limit=<n>`` (default 10,000)
+``DELETE /_sandbox/requests``                forget the logged requests
 ``GET    /_sandbox/config``                  run-time settings
-``PATCH  /_sandbox/config``                  change ``page_size``, ``sort_order``, ``rotate_refresh_tokens``,
-                                             ``access_token_ttl``, ``refresh_token_ttl``, ``code_ttl``,
-                                             ``rate_limit``, ``rate_limit_burst``, ``latency``
+``PATCH  /_sandbox/config``                  change any of server.RUNTIME_SETTINGS (``page_size``,
+                                             ``honour_limit``, ``max_limit``, ``sort_order``, ``rate_limit``,
+                                             ``app_rate_limit``, ``latency``, ...)
 ===========================================  ====================================================
 """
 
@@ -44,9 +47,11 @@ ROUTES = (
     ("GET", "/_sandbox/faults"), ("POST", "/_sandbox/faults"), ("DELETE", "/_sandbox/faults"),
     ("DELETE", "/_sandbox/faults/<id>"), ("GET", "/_sandbox/stats"), ("DELETE", "/_sandbox/stats"),
     ("POST", "/_sandbox/stats/reset"), ("POST", "/_sandbox/revoke"), ("GET", "/_sandbox/apps"),
-    ("POST", "/_sandbox/apps"), ("POST", "/_sandbox/tokens"), ("GET", "/_sandbox/config"),
-    ("PATCH", "/_sandbox/config"),
+    ("POST", "/_sandbox/apps"), ("POST", "/_sandbox/tokens"), ("GET", "/_sandbox/requests"),
+    ("DELETE", "/_sandbox/requests"), ("GET", "/_sandbox/config"), ("PATCH", "/_sandbox/config"),
 )
+#: the most request-log entries one GET /_sandbox/requests returns
+REQUESTS_PAGE_MAX = 100_000
 
 
 class AdminError(Exception):
@@ -172,12 +177,35 @@ class Admin:
                 return {"client_id": app.client_id, "redirect_uris": list(app.redirect_uris), "scopes": list(app.scopes)}
         if head == "tokens" and method == "POST":
             body = self._body(req)
-            if not body.get("merchant"):
-                raise AdminError(400, "say for which merchant: {\"merchant\": ...}")
             scopes = body.get("scopes")
             if isinstance(scopes, str):
                 scopes = scopes.split()
-            return sb.issue_tokens(body["merchant"], scopes=scopes, client_id=body.get("client_id"))
+            client_id = body.get("client_id")
+            if body.get("all") is True:
+                return sb.issue_tokens_bulk(None, scopes=scopes, client_id=client_id)
+            if "merchants" in body:
+                merchants = body["merchants"]
+                if not isinstance(merchants, list) or not all(isinstance(m, str) for m in merchants):
+                    raise AdminError(400, "merchants must be a list of usernames (or account ids)")
+                return sb.issue_tokens_bulk(merchants, scopes=scopes, client_id=client_id)
+            if not body.get("merchant"):
+                raise AdminError(400, "say for which merchant: {\"merchant\": ...}, {\"merchants\": [...]} "
+                                      "or {\"all\": true}")
+            return sb.issue_tokens(body["merchant"], scopes=scopes, client_id=client_id)
+        if head == "requests" and len(parts) == 1:
+            if method == "GET":
+                params = req.params()
+                try:
+                    since = int(params.get("since") or 0)
+                    limit = int(params.get("limit") or 10_000)
+                except ValueError:
+                    raise AdminError(400, "since and limit are whole numbers") from None
+                if limit < 1 or limit > REQUESTS_PAGE_MAX:
+                    raise AdminError(400, f"limit is between 1 and {REQUESTS_PAGE_MAX}")
+                return sb.requests.page(since, limit)
+            if method == "DELETE":
+                sb.clear_request_log()
+                return {"cleared": True}
         if head == "config":
             if method == "GET":
                 return sb.settings()

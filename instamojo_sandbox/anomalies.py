@@ -9,9 +9,11 @@ Kinds (parameters in brackets, all optional):
   (default ₹100.00), so its figures break the identity by exactly that residual.
 - ``short_paid_order`` [order_id]: a "Partially Paid" order shown as "Fully Paid" although its
   successful payments fall short of its amount.
-- ``duplicate_across_pages`` [endpoint, page]: the last record of page ``page`` (default 1) of
-  the unfiltered list, in the current sort order and page size, is served again as the first
-  record of the next page (count grows by one, as on a live API that shifted under a reader).
+- ``duplicate_across_pages`` [endpoint, page, page_size]: the last record of page ``page``
+  (default 1) of the unfiltered list, in the current sort order and at ``page_size`` (default:
+  the configured page size; give the ``limit`` a client asks for), is served again as the
+  first record of the next page (count grows by one, as on a live API that shifted under a
+  reader).
 - ``unknown_field`` [endpoint, field, value, count]: ``count`` records (default 1, newest
   first) gain a field the reference does not know (default ``settlement_reference``).
 - ``non_numeric_amount`` [endpoint, id, field, value]: a money field (default ``amount`` of the
@@ -119,9 +121,10 @@ class Anomalies:
         raise AnomalyError(f"merchant {state.username!r} has no 'Partially Paid' order to mislabel"
                            + (f" (order {order_id!r})" if order_id else ""))
 
-    def _duplicate_across_pages(self, state, rng, endpoint: str = "payments", page: int = 1) -> dict:
+    def _duplicate_across_pages(self, state, rng, endpoint: str = "payments", page: int = 1,
+                                page_size: int | None = None) -> dict:
         coll = self._collection(state, endpoint)
-        size = self._page_size()
+        size = int(page_size) if page_size else self._page_size()
         served = coll.served((), self._sort_order())
         position = int(page) * size - 1
         if position + 1 >= len(served):

@@ -13,10 +13,10 @@ import base64
 import binascii
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import ceil
 from operator import attrgetter
-from typing import Callable
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -36,7 +36,7 @@ class Response:
     gathered write, so a page of records is never copied into one buffer; ``body`` joins them.
     """
 
-    __slots__ = ("status", "headers", "parts", "fault", "delay", "endpoint", "merchant")
+    __slots__ = ("at", "client_id", "delay", "endpoint", "fault", "headers", "merchant", "parts", "status")
 
     def __init__(self, status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None,
                  content_type: str | None = JSON):
@@ -49,6 +49,10 @@ class Response:
         self.delay = 0.0
         self.endpoint = "unknown"
         self.merchant: str | None = None
+        #: the OAuth client the request authenticated as (for the per-app limit and the log)
+        self.client_id: str | None = None
+        #: the monotonic instant the rate limits judged the request (None: they did not)
+        self.at: float | None = None
 
     @property
     def body(self) -> bytes:
@@ -114,6 +118,22 @@ def _parse_pending(value: str) -> bool:
     if v in ("false", "0"):
         return True
     raise ValueError("Select a valid choice: True, False, 1 or 0.")
+
+
+def _parse_limit(value: str, max_limit: int) -> int:
+    """The page size a ``limit`` asks for: a whole number ≥ 1, capped at ``max_limit``.
+
+    Capped silently, as Django REST framework caps ``page_size_query_param`` at
+    ``max_page_size``: a client asking for more gets full pages of ``max_limit`` and can see it
+    from what each page holds (docs/api-behaviour.md).
+    """
+    try:
+        n = int(value.strip())
+    except ValueError:
+        raise ValueError("A valid integer is required.") from None
+    if n < 1:
+        raise ValueError("Ensure this value is greater than or equal to 1.")
+    return min(n, max_limit)
 
 
 @dataclass(frozen=True)
@@ -245,9 +265,8 @@ class Api:
                                  [("WWW-Authenticate", f'Bearer realm="instamojo", error="{err.error}"')])
             resp.endpoint = name
             return resp
-        merchant = access.merchant
         resp = self._resource_checked(req, path, ep, name, args, access, scope)
-        resp.endpoint, resp.merchant = name, merchant
+        resp.endpoint, resp.merchant, resp.client_id = name, access.merchant, access.client_id
         return resp
 
     def _resource_checked(self, req, path, ep, name, args, access, scope) -> Response:
@@ -257,12 +276,17 @@ class Api:
                 "error_description": f"This endpoint needs the {scope} scope.",
                 "required_scope": scope,
             }, [("WWW-Authenticate", f'Bearer realm="instamojo", error="insufficient_scope", scope="{scope}"')])
-        limiter = self.sb.rate_limiter
-        if limiter is not None:
-            retry = limiter.check(access.token)
-            if retry is not None:
-                return json_response(429, {"detail": f"Request was throttled. Expected available in {retry} seconds."},
-                                     [("Retry-After", str(retry))])
+        at, limited, retry = self.sb.rate_limits.admit(access.token, access.client_id)
+        if limited is not None:
+            resp = json_response(429, {"detail": f"Request was throttled. Expected available in {retry} seconds."},
+                                 [("Retry-After", str(retry)), ("X-Sandbox-Rate-Limit", limited)])
+            resp.at = at
+            return resp
+        resp = self._serve(req, path, ep, name, args, access)
+        resp.at = at
+        return resp
+
+    def _serve(self, req, path, ep, name, args, access) -> Response:
         rule = self.sb.faults.match(name, path, access.merchant)
         delay = 0.0
         if rule is not None:
@@ -279,6 +303,10 @@ class Api:
                 body = {"detail": "Request was throttled." if rule.status == 429 else "Service temporarily unavailable."}
                 resp = json_response(rule.status, body, headers)
                 resp.fault = "error"
+                return resp
+            if rule.kind == "api_error":
+                resp = json_response(200, rule.api_error_body())
+                resp.fault = "api_error"
                 return resp
             if rule.kind == "slow":
                 delay = float(rule.delay)
@@ -329,9 +357,16 @@ class Api:
                 continue
             if pred.kind != "all":
                 preds.append(pred)
+        size = config.page_size
+        if config.honour_limit:
+            limit = params.get("limit")
+            if limit not in (None, ""):
+                try:
+                    size = _parse_limit(limit, config.max_limit)
+                except ValueError as err:
+                    errors["limit"] = [str(err)]
         if errors:
             return json_response(400, errors)
-        size = config.page_size
         if ep.name == "product_covers":
             slug = args[0]
             path = f"/v2/products/{slug}/covers/"
@@ -360,7 +395,7 @@ class Api:
         if ep.num_pages:
             head += b'"num_pages":%d,' % pages
         head = b"".join((head, b'"next":', orjson.dumps(nxt), b',"previous":', orjson.dumps(prev),
-                         b',"', ep.envelope.encode(), b'":['))
+                         b',"success":true,"', ep.envelope.encode(), b'":['))
         resp = Response(200)
         resp.parts = (head, chunk, b"]}")
         return resp
@@ -417,7 +452,8 @@ class Api:
             return json_response(err.status, err.body(), headers)
         resp = json_response(200, body, no_store)
         access = self.oauth.lookup(body["access_token"])
-        resp.merchant = access.merchant if access is not None else None
+        if access is not None:
+            resp.merchant, resp.client_id = access.merchant, access.client_id
         return resp
 
 

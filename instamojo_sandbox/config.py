@@ -27,7 +27,7 @@ SORT_ORDERS = ("newest_first", "oldest_first", "unordered")
 #: Fixed (not the wall clock) so that the same seed serves the same data on any day; the
 #: default histories then cross weekends, Diwali (Thu 31 Oct 2024), Gandhi Jayanti (Wed 2 Oct)
 #: and Guru Nanak's Birthday (Fri 15 Nov), which is what the settlement rules need to show.
-DEFAULT_NOW = dt.datetime(2024, 11, 17, 18, 30, tzinfo=dt.timezone.utc)
+DEFAULT_NOW = dt.datetime(2024, 11, 17, 18, 30, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -133,16 +133,30 @@ class SandboxConfig:
     ``payments=N`` yields exactly N visible payments.
 
     Serving: ``host``/``port`` (0 = a free port), ``public_url`` (the base URL written into
-    responses; default ``http://host:port``), ``page_size``, ``sort_order``.
+    responses; default ``http://host:port``), ``sort_order``; ``page_size`` (records per page
+    when the request has no ``limit``; 50, as Instamojo's SDKs document), ``honour_limit``
+    (False: the ``limit`` query parameter is ignored, as by an API that does not know it) and
+    ``max_limit`` (the most records a ``limit`` gets per page; 500).
+
+    Building: ``build_workers`` (processes that generate the dataset; None = one per CPU, at
+    most 4, for a large dataset of several merchants on a machine of at least 4 CPUs with 2
+    idle, else 1; the data are the same).
 
     OAuth: ``apps`` (registered besides the demo app unless ``include_demo_app`` is False),
     lifetimes in seconds (``access_token_ttl``, ``refresh_token_ttl``, ``code_ttl``) on the
     real clock, and ``rotate_refresh_tokens``.
 
-    Faults: ``rate_limit`` (requests per second per access token, None = no limit) with
-    ``rate_limit_burst``; ``latency`` seconds added to every API request; ``faults`` and
-    ``anomalies`` (dicts, as accepted by ``FaultSet.add`` / ``Anomalies.inject``) applied at
-    start; ``fault_seed`` for the rate-based faults.
+    Faults: ``rate_limit`` (requests per second per access token, None = no limit; a token
+    bucket of ``rate_limit_burst``); ``app_rate_limit`` (requests per second for all tokens of
+    one OAuth app together: at most ``app_rate_limit_burst`` requests, default the rate rounded
+    up, in any window of burst/rate seconds); ``latency`` seconds added to every API request;
+    ``faults`` and ``anomalies`` (dicts, as accepted by ``FaultSet.add`` /
+    ``Anomalies.inject``) applied at start; ``fault_seed`` for the rate-based faults.
+
+    Requests: ``request_log_size`` (the newest API requests kept in the request log; 0 = none);
+    ``idle_timeout`` (seconds a keep-alive connection may idle between requests),
+    ``request_timeout`` (seconds a started request may take to arrive whole, else 408) and
+    ``max_connections`` (open connections at once; 503 beyond).
     """
 
     seed: int = 1
@@ -153,11 +167,14 @@ class SandboxConfig:
     payments: int | None = None
     now: dt.datetime | None = None
     rates: Rates | None = None
+    build_workers: int | None = None
 
     host: str = "127.0.0.1"
     port: int = 0
     public_url: str | None = None
-    page_size: int = 100
+    page_size: int = 50
+    honour_limit: bool = True
+    max_limit: int = 500
     sort_order: str = "newest_first"
 
     apps: tuple[App, ...] = ()
@@ -169,10 +186,17 @@ class SandboxConfig:
 
     rate_limit: float | None = None
     rate_limit_burst: int | None = None
+    app_rate_limit: float | None = None
+    app_rate_limit_burst: int | None = None
     latency: float = 0.0
     faults: tuple[dict, ...] = ()
     anomalies: tuple[dict, ...] = ()
     fault_seed: int | None = None
+
+    request_log_size: int = 200_000
+    idle_timeout: float = 60.0
+    request_timeout: float = 10.0
+    max_connections: int = 1024
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -181,12 +205,27 @@ class SandboxConfig:
             raise ValueError(f"unknown sort_order {self.sort_order!r}; choose one of {list(SORT_ORDERS)}")
         if self.page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {self.page_size}")
+        if self.max_limit < 1:
+            raise ValueError(f"max_limit must be at least 1, got {self.max_limit}")
         if self.payments is not None and self.payments < 0:
             raise ValueError(f"payments must be ≥ 0, got {self.payments}")
         if self.now is not None and self.now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError("rate_limit must be positive (requests per second) or None")
+        if self.app_rate_limit is not None and self.app_rate_limit <= 0:
+            raise ValueError("app_rate_limit must be positive (requests per second) or None")
+        for name in ("rate_limit_burst", "app_rate_limit_burst"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1 or None")
+        if self.request_log_size < 0:
+            raise ValueError("request_log_size must be ≥ 0")
+        if self.idle_timeout <= 0 or self.request_timeout <= 0:
+            raise ValueError("idle_timeout and request_timeout must be positive (seconds)")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if self.build_workers is not None and self.build_workers < 1:
+            raise ValueError("build_workers must be at least 1 or None")
         self.apps = tuple(self.apps)
         self.faults = tuple(self.faults)
         self.anomalies = tuple(self.anomalies)
@@ -224,13 +263,13 @@ class SandboxConfig:
     @property
     def initial_now(self) -> dt.datetime:
         """The clock at start."""
-        return (self.now or DEFAULT_NOW).astimezone(dt.timezone.utc)
+        return (self.now or DEFAULT_NOW).astimezone(dt.UTC)
 
     @property
     def all_apps(self) -> tuple[App, ...]:
         """Registered apps: the demo app (unless excluded) and ``apps``."""
         return ((DEMO_APP,) if self.include_demo_app else ()) + self.apps
 
-    def replace(self, **changes) -> "SandboxConfig":
+    def replace(self, **changes) -> SandboxConfig:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)

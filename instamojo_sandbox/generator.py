@@ -17,9 +17,10 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import hashlib
+import math
 import random
 import re
-import uuid
+from array import array
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -27,8 +28,23 @@ from typing import Protocol
 
 from . import catalog
 from .config import SandboxConfig
-from .models import Buyer, MerchantCtx, OrderItem, OrderModel, PaymentModel, PayoutModel, ProductModel
-from .rules import SETTLEMENT_BUSINESS_DAYS, ZERO, add_business_days, fees_for, is_business_day, money
+from .models import (
+    Buyer,
+    MerchantCtx,
+    OrderItem,
+    OrderModel,
+    PaymentModel,
+    PayoutModel,
+    ProductModel,
+)
+from .rules import (
+    SETTLEMENT_BUSINESS_DAYS,
+    ZERO,
+    add_business_days,
+    fees_for,
+    is_business_day,
+    money,
+)
 from .timeutil import US, iso
 
 DAY_US = 86400 * US
@@ -51,6 +67,9 @@ _HOUR_TOTAL = _total
 
 _ROUND_AMOUNTS = (99, 149, 199, 249, 299, 499, 500, 799, 999, 1000, 1499, 1999, 2000, 2500, 3000,
                   4999, 5000, 7500, 10000, 15000)
+_ROUND_PAISE = tuple(a * 100 for a in _ROUND_AMOUNTS)
+_N_ROUND = len(_ROUND_PAISE)
+_NV_MAGICCONST = random.NV_MAGICCONST
 
 
 class Sink(Protocol):
@@ -82,7 +101,23 @@ def paise(n: int) -> Decimal:
     return Decimal(n).scaleb(-2)
 
 
+_PAISE: dict[int, Decimal] = {}
+
+
+def paise_cached(n: int) -> Decimal:
+    """:func:`paise`, sharing one Decimal per value (Decimals are immutable; amounts repeat
+    across payments and merchants, so this saves both the conversion and the memory)."""
+    value = _PAISE.get(n)
+    if value is None:
+        value = Decimal(n).scaleb(-2)
+        if len(_PAISE) < 400_000:
+            _PAISE[n] = value
+    return value
+
+
+@lru_cache(maxsize=4096)
 def _slugify(text: str) -> str:
+    # cached: every merchant's catalogue is drawn from the same few dozen product titles
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
@@ -92,6 +127,13 @@ def _cum(weights) -> tuple[list[int], int]:
         total += w
         out.append(total)
     return out, total
+
+
+def _uuid4(n: int) -> str:
+    """``str(uuid.UUID(int=n, version=4))``, without the UUID object (an order id each)."""
+    n = (n & ~(0xC000 << 48) | (0x8000 << 48)) & ~(0xF000 << 64) | (4 << 76)
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _pick(rand, seq):
@@ -157,23 +199,28 @@ class BuyerPool:
         n = int.from_bytes(digest[:16], "big")
         account = digest[16:].hex()
 
-        def take(modulus: int) -> int:
-            nonlocal n
-            n, r = divmod(n, modulus)
-            return r
-
-        first = catalog.FIRST_NAMES[take(len(catalog.FIRST_NAMES))]
-        last = catalog.LAST_NAMES[take(len(catalog.LAST_NAMES))]
-        city, state, pin = catalog.CITIES[take(len(catalog.CITIES))]
-        registered = take(4) == 0  # a quarter of buyers have an Instamojo account
+        # successive remainders of one big number (the digest), in a fixed order
+        n, i_first = divmod(n, len(catalog.FIRST_NAMES))
+        n, i_last = divmod(n, len(catalog.LAST_NAMES))
+        n, i_city = divmod(n, len(catalog.CITIES))
+        n, i_registered = divmod(n, 4)
+        n, i_domain = divmod(n, len(catalog.EMAIL_DOMAINS))
+        n, i_prefix = divmod(n, 4)
+        n, i_number = divmod(n, 10**9)
+        n, i_house = divmod(n, 220)
+        n, i_street = divmod(n, len(catalog.STREETS))
+        n, i_zip = divmod(n, 1000)
+        first, last = catalog.FIRST_NAMES[i_first], catalog.LAST_NAMES[i_last]
+        city, state, pin = catalog.CITIES[i_city]
+        registered = i_registered == 0  # a quarter of buyers have an Instamojo account
         return Buyer(
             name=f"{first} {last}",
-            email=f"{first}.{last}{k}@{catalog.EMAIL_DOMAINS[take(len(catalog.EMAIL_DOMAINS))]}".lower(),
-            phone=f"+91{'6789'[take(4)]}{take(10**9):09d}",
-            address=f"{1 + take(220)}, {catalog.STREETS[take(len(catalog.STREETS))]}, {city}",
+            email=f"{first}.{last}{k}@{catalog.EMAIL_DOMAINS[i_domain]}".lower(),
+            phone=f"+91{'6789'[i_prefix]}{i_number:09d}",
+            address=f"{1 + i_house}, {catalog.STREETS[i_street]}, {city}",
             city=city,
             state=state,
-            zip_code=f"{pin}{take(1000):03d}",
+            zip_code=f"{pin}{i_zip:03d}",
             username=f"{first}{last[0]}{k}".lower() if registered else None,
             account_id=account if registered else None,
         )
@@ -218,7 +265,7 @@ class MerchantGenerator:
             (f"{m.base_url}/v2/links/l{setup.getrandbits(128):032x}/", title)
             for title in setup.sample(catalog.LINK_TITLES, 6)
         ]
-        self._amounts = self._amount_table(_rng(self.seed, self.mi, "amounts"))
+        self._amounts = self._amount_table(_rng(self.seed, self.mi, "amounts"), self._table_size(config))
         self.buyers = BuyerPool(self.seed, self.mi, int(min(20000, max(60, self.mean * 8))))
         self._ptype_cum, self._ptype_total = _cum(w for _, w in catalog.STANDALONE_PAYMENT_TYPES)
         self._otype_cum, self._otype_total = _cum(w for _, w in catalog.ORDER_PAYMENT_TYPES)
@@ -227,6 +274,13 @@ class MerchantGenerator:
         for _ in range(config.catalogue):
             created = start - setup.randrange(10 * DAY_US, 400 * DAY_US)
             self._new_product(setup, created, catalogue=True)
+
+    def __getstate__(self) -> dict:
+        # pickled by the build workers (store.Store._build_in_workers); the sink is the
+        # worker's store, which the receiving store replaces with itself
+        state = dict(self.__dict__)
+        state["sink"] = None
+        return state
 
     # Volumes ------------------------------------------------------------------------------
     def _weight(self, day: dt.date) -> float:
@@ -286,19 +340,45 @@ class MerchantGenerator:
     # Payments -----------------------------------------------------------------------------
     def _amount(self, rng: random.Random) -> Decimal:
         """A payment amount: a pick from the merchant's price table (see _amount_table)."""
-        return self._amounts[int(rng.random() * len(self._amounts))]
+        amounts = self._amounts
+        return paise_cached(amounts[int(rng.random() * len(amounts))])
+
+    def _table_size(self, config: SandboxConfig) -> int:
+        """4,096 prices for the named merchants (their data stay as they always were); the
+        generated ones of a large dataset (``merchant_6`` on) get a table sized to their history,
+        512 to 4,096: drawing 4,096 prices is a fixed cost of every merchant, the largest one
+        when a thousand merchants have a few hundred payments each."""
+        if self.mi < len(catalog.MERCHANTS):
+            return 4096
+        expected = self.mean * config.n_days
+        return 1 << max(9, min(12, math.ceil(math.log2(max(1.0, expected)))))
 
     @staticmethod
-    def _amount_table(rng: random.Random, size: int = 4096) -> list[Decimal]:
-        # Drawn once per merchant: 55% round prices, the rest log-normal (median ≈ ₹735, with
-        # paise half the time). Picking from a table is what keeps a million payments quick.
-        table = []
-        for _ in range(size):
-            if rng.random() < 0.55:
-                table.append(paise(_pick(rng.random, _ROUND_AMOUNTS) * 100))
+    def _amount_table(rng: random.Random, size: int = 4096) -> array:
+        """The merchant's price table in paise, drawn once: 55% round prices, the rest log-normal
+        (median ≈ ₹735, with paise half the time). Picking from a table is what keeps a million
+        payments quick.
+
+        ``rng.lognormvariate(6.6, 1.1)`` is inlined (the same draws in the same order, so the
+        same table), and the table holds integers, not Decimals: at a thousand merchants the
+        table is a fixed cost of every merchant, in time and in memory (4,096 Decimals are
+        400 KiB; this array is 32 KiB).
+        """
+        rand = rng.random
+        log, exp = math.log, math.exp
+        table = array("q", bytes(8 * size))
+        for i in range(size):
+            if rand() < 0.55:
+                table[i] = _ROUND_PAISE[int(rand() * _N_ROUND)]
             else:
-                rupees = int(min(200000, max(10, rng.lognormvariate(6.6, 1.1))))
-                table.append(paise(rupees * 100 + (0 if rng.random() < 0.5 else int(rng.random() * 100))))
+                while True:  # random.Random.normalvariate (Kinderman and Monahan), inlined
+                    u1 = rand()
+                    u2 = 1.0 - rand()
+                    z = _NV_MAGICCONST * (u1 - 0.5) / u2
+                    if z * z / 4.0 <= -log(u2):
+                        break
+                rupees = int(min(200000, max(10, exp(6.6 + z * 1.1))))
+                table[i] = rupees * 100 + (0 if rand() < 0.5 else int(rand() * 100))
         return table
 
     def _payment(self, rng: random.Random, day: dt.date, created: int, amount: Decimal, title: str,
@@ -404,7 +484,7 @@ class MerchantGenerator:
     # Orders -------------------------------------------------------------------------------
     def _order(self, rng: random.Random, day: dt.date, start: int, remaining: int, sellable: list) -> int:
         t0 = start + self._time_in_day(rng)
-        order = OrderModel(str(uuid.UUID(int=rng.getrandbits(128), version=4)), t0, self.m)
+        order = OrderModel(_uuid4(rng.getrandbits(128)), t0, self.m)
         order.buyer = self.buyers.pick(rng)
         u = rng.random()
         n_items = 1 if u < 0.7 else 2 if u < 0.92 else 3

@@ -38,7 +38,15 @@ def js(value) -> str:
         if len(_JS) < 500_000:
             _JS[value] = out
     return out
+
+
+def _dumps(value) -> str:
+    """The JSON literal of a value that does not repeat (not cached, unlike :func:`js`)."""
+    return orjson.dumps(value).decode()
+
+
 PRODUCT_STATUS_LABELS = {20: "Live", 30: "Archived", 33: "Pending Moderation"}
+_ORDER_PAYMENT_STATUS_JSON = {k: f'"{v}"' for k, v in {True: "Success", False: "Failed", None: "Pending"}.items()}
 
 
 @dataclass
@@ -100,8 +108,19 @@ class MerchantCtx:
 class Buyer:
     """A buyer: PII for payments and orders; ``username``/``account_id`` when registered."""
 
-    __slots__ = ("name", "email", "phone", "address", "city", "state", "zip", "username", "account_id",
-                 "pii_json")
+    __slots__ = (
+        "account_id",
+        "address",
+        "city",
+        "email",
+        "name",
+        "order_json",
+        "phone",
+        "pii_json",
+        "state",
+        "username",
+        "zip",
+    )
 
     def __init__(self, name, email, phone, address, city, state, zip_code, username, account_id):
         self.name = name
@@ -114,13 +133,26 @@ class Buyer:
         self.username = username
         self.account_id = account_id
         #: the payment fields name/email/phone as a JSON fragment (see PaymentModel.render_json)
-        self.pii_json = f'"name":{js(name)},"email":{js(email)},"phone":{js(phone)}'
+        self.pii_json = f'"name":{js(name)},"email":{_dumps(email)},"phone":{_dumps(phone)}'
+        #: the order fields buyer_email ... buyer_zip as a JSON fragment, made on first use
+        self.order_json: str | None = None
+
+    def order_fields_json(self) -> str:
+        """The ``buyer_*`` fields of an order as a JSON fragment (see OrderModel.render_json)."""
+        if self.order_json is None:
+            # orders show the bare 10-digit number, payments the +91 form (as in the reference)
+            self.order_json = (
+                f'"buyer_email":{_dumps(self.email)},"buyer_name":{_dumps(self.name)},'
+                f'"buyer_phone":{_dumps(self.phone[3:])},"buyer_address":{_dumps(self.address)},'
+                f'"buyer_city":{js(self.city)},"buyer_state":{js(self.state)},"buyer_zip":{_dumps(self.zip)}'
+            )
+        return self.order_json
 
 
 class Model:
     """Common bookkeeping: the served record (``rec``), a dirty flag for batched re-rendering."""
 
-    __slots__ = ("rec", "dirty")
+    __slots__ = ("dirty", "rec")
     kind = ""
 
     def render(self, now: int) -> tuple[dict, object]:
@@ -136,9 +168,32 @@ class PaymentModel(Model):
     """A payment attempt and its whole life: resolution, payout, hold, refund."""
 
     __slots__ = (
-        "id", "key", "m", "resolved", "status", "failure", "amount", "intl", "instrument", "billing",
-        "title", "ptype", "product", "link", "buyer", "order_id", "invoice", "payout", "refund_at",
-        "case", "held", "outcome", "affiliate", "partner", "ship", "settle_day",
+        "affiliate",
+        "amount",
+        "billing",
+        "buyer",
+        "case",
+        "failure",
+        "held",
+        "id",
+        "instrument",
+        "intl",
+        "invoice",
+        "key",
+        "link",
+        "m",
+        "order_id",
+        "outcome",
+        "partner",
+        "payout",
+        "product",
+        "ptype",
+        "refund_at",
+        "resolved",
+        "settle_day",
+        "ship",
+        "status",
+        "title",
     )
     kind = "payments"
 
@@ -188,14 +243,12 @@ class PaymentModel(Model):
         payout = self.payout
         if payout is not None and payout.key <= now:
             payout_url, payout_id = payout.url, payout.id
-            if payout.key > updated:
-                updated = payout.key
+            updated = max(updated, payout.key)
         cases = []
         refund_at = self.refund_at
         if refund_at is not None and refund_at <= now:
             cases = [self.case]
-            if refund_at > updated:
-                updated = refund_at
+            updated = max(updated, refund_at)
         if status is True:
             fees, taxes = fee_strings(self.amount, self.intl)
             invoice = f"{m.invoice_prefix}/{self.invoice:06d}"
@@ -248,14 +301,12 @@ class PaymentModel(Model):
         payout = self.payout
         if payout is not None and payout.key <= now:
             payout_json, payout_id = payout.url_json, payout.id
-            if payout.key > updated:
-                updated = payout.key
+            updated = max(updated, payout.key)
         cases = "[]"
         refund_at = self.refund_at
         if refund_at is not None and refund_at <= now:
             cases = f"[{js(self.case)}]"
-            if refund_at > updated:
-                updated = refund_at
+            updated = max(updated, refund_at)
         if status is True:
             fees, taxes = fee_strings(self.amount, self.intl)
             invoice = f'"{m.invoice_prefix}/{self.invoice:06d}"'  # digits and a slash
@@ -306,9 +357,28 @@ class PayoutModel(Model):
     releases and refunds)."""
 
     __slots__ = (
-        "id", "key", "m", "url", "url_json", "day", "sales", "fee", "tax", "held", "reversed", "refunded",
-        "affiliate", "partner", "shipping", "paid", "payout_type",
-        "settled_ids", "held_ids", "released_ids", "held_refunded_ids", "refunded_ids",
+        "affiliate",
+        "day",
+        "fee",
+        "held",
+        "held_ids",
+        "held_refunded_ids",
+        "id",
+        "key",
+        "m",
+        "paid",
+        "partner",
+        "payout_type",
+        "refunded",
+        "refunded_ids",
+        "released_ids",
+        "reversed",
+        "sales",
+        "settled_ids",
+        "shipping",
+        "tax",
+        "url",
+        "url_json",
     )
     kind = "payouts"
 
@@ -371,10 +441,32 @@ class ProductModel(Model):
     """A product: moderation, archiving and purchases over time; its covers."""
 
     __slots__ = (
-        "slug", "key", "m", "url", "url_json", "title", "description", "base_price", "min_price", "max_price",
-        "pwyw", "limit_quantity", "discount_public", "requires_shipping", "ships_within_days",
-        "start_date", "end_date", "venue", "timezone", "custom_note", "live_at", "archived_at",
-        "purchases", "covers", "variants", "kind_of",
+        "archived_at",
+        "base_price",
+        "covers",
+        "custom_note",
+        "description",
+        "discount_public",
+        "end_date",
+        "key",
+        "kind_of",
+        "limit_quantity",
+        "live_at",
+        "m",
+        "max_price",
+        "min_price",
+        "purchases",
+        "pwyw",
+        "requires_shipping",
+        "ships_within_days",
+        "slug",
+        "start_date",
+        "timezone",
+        "title",
+        "url",
+        "url_json",
+        "variants",
+        "venue",
     )
     kind = "products"
 
@@ -454,7 +546,7 @@ class ProductModel(Model):
 class OrderItem:
     """One line of an order."""
 
-    __slots__ = ("product", "unit_price", "quantity", "amount", "shipping_charges", "discount", "variants")
+    __slots__ = ("amount", "discount", "product", "quantity", "shipping_charges", "unit_price", "variants")
 
     def __init__(self, product, unit_price, quantity, shipping_charges, discount, variants):
         self.product = product
@@ -474,7 +566,7 @@ class OrderItem:
 class OrderModel(Model):
     """An order: buyer, items, and the payment attempts made for it over time."""
 
-    __slots__ = ("id", "key", "m", "url", "title", "buyer", "amount", "items", "payments", "times")
+    __slots__ = ("amount", "buyer", "id", "items", "items_json", "key", "m", "payments", "times", "title", "url")
     kind = "orders"
 
     def __init__(self, oid: str, created: int, m: MerchantCtx):
@@ -487,6 +579,7 @@ class OrderModel(Model):
         self.items: list[OrderItem] = []
         self.payments: list[PaymentModel] = []
         self.times: list[int] = [created]
+        self.items_json: str | None = None  # the items never change: serialized once
 
     def paid_at(self, now: int) -> Decimal:
         """Sum of the amounts of the successful payments visible at ``now``."""
@@ -522,23 +615,7 @@ class OrderModel(Model):
         else:
             order_status = "Pending"
         buyer = self.buyer
-        items = []
-        for item in self.items:
-            items.append(
-                {
-                    "unit_price": str(item.unit_price),
-                    "quantity": item.quantity,
-                    "amount": str(item.amount),
-                    "is_shipping_required": item.product.requires_shipping,
-                    "seller": m.seller_url,
-                    "shipping_charge_logic": None if item.shipping_charges is None else "flat",
-                    "shipping_charges": None if item.shipping_charges is None else str(item.shipping_charges),
-                    "product": item.product.url,
-                    "order": self.url,
-                    "discount": None if item.discount is None else str(item.discount),
-                    "variants": [{"name": n, "value": v} for n, v in item.variants],
-                }
-            )
+        items = self._items()
         return {
             "id": self.id,
             "title": self.title,
@@ -559,6 +636,58 @@ class OrderModel(Model):
             "payments": nested,
             "items": items,
         }, paid > ZERO
+
+    def render_json(self, now: int) -> tuple[bytes, object]:
+        """:meth:`render` serialized straight to JSON bytes (the same bytes as orjson makes of
+        it; a test holds the two to each other), with the parts that never change (buyer,
+        items) serialized once."""
+        m = self.m
+        open_url = m.payments_url_json_open
+        nested = []
+        paid = ZERO
+        for p in self.payments:
+            if p.key > now:
+                continue
+            status = p.visible_status(now)
+            if status is True:
+                paid += p.amount
+            nested.append(f'{{"payment_id":"{p.id}","amount":"{p.amount}","instrument_type":{js(p.instrument)},'
+                          f'"status":{_ORDER_PAYMENT_STATUS_JSON[status]},"resource_uri":{open_url}{p.id}/"}}')
+        if paid >= self.amount:
+            order_status = "Fully Paid"
+        elif paid > ZERO:
+            order_status = "Partially Paid"
+        else:
+            order_status = "Pending"
+        items = self.items_json
+        if items is None:
+            items = self.items_json = orjson.dumps(self._items()).decode()
+        text = (
+            f'{{"id":{_dumps(self.id)},"title":{js(self.title)},"currency":"INR","created_at":"{iso(self.key)}",'
+            f'{self.buyer.order_fields_json()},"buyer_country":"India","amount":"{self.amount}",'
+            f'"order_status":"{order_status}","payments_uri":{_dumps(f"{m.payments_url}?order_id={self.id}")},'
+            f'"payments":[{",".join(nested)}],"items":{items}}}'
+        )
+        return text.encode(), paid > ZERO
+
+    def _items(self) -> list[dict]:
+        m = self.m
+        return [
+            {
+                "unit_price": str(item.unit_price),
+                "quantity": item.quantity,
+                "amount": str(item.amount),
+                "is_shipping_required": item.product.requires_shipping,
+                "seller": m.seller_url,
+                "shipping_charge_logic": None if item.shipping_charges is None else "flat",
+                "shipping_charges": None if item.shipping_charges is None else str(item.shipping_charges),
+                "product": item.product.url,
+                "order": self.url,
+                "discount": None if item.discount is None else str(item.discount),
+                "variants": [{"name": n, "value": v} for n, v in item.variants],
+            }
+            for item in self.items
+        ]
 
     def is_final(self, now: int) -> bool:
         return all(t <= now for t in self.times)

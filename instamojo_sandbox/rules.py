@@ -1,8 +1,11 @@
 """Instamojo's business rules: fees, GST, rounding, business days, settlement dates.
 
-Every rule here is one of the published domain facts (see ``/work/shared/DESIGN.md`` and
-``docs/api-behaviour.md``); the generator only ever computes money and dates through these
-functions, so a test can check the served data against them independently.
+docs/api-behaviour.md ("Money and settlement") states each rule in this project's words, with
+Instamojo's public pages cited where they exist (fees and GST: Instamojo's help centre article
+"Pricing: Transaction Fee"; T+3 business days: "Payouts: When and How") and says plainly which
+rules are this project's assumptions (the rounding, the holiday calendar, the payout identity).
+The generator only ever computes money and dates through these functions, so a test can check
+the served data against them independently.
 
 Money is :class:`decimal.Decimal` quantized to the paisa (two places), never a float.
 """
@@ -18,20 +21,20 @@ import holidays
 
 #: Instamojo is in India: business days are counted in Asia/Kolkata, not UTC.
 IST = ZoneInfo("Asia/Kolkata")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 PAISA = Decimal("0.01")
 ZERO = Decimal("0.00")
 
-#: Domestic fee: 2% + ₹3 per transaction (published by Instamojo).
+#: Domestic fee: 2% + ₹3 per transaction (Instamojo's pricing, docs/api-behaviour.md [fees]).
 DOMESTIC_RATE = Decimal("0.02")
-#: International cards and Amex: 3% + ₹3 (published by Instamojo).
+#: International cards and Amex: 3% + ₹3 (the same page).
 INTERNATIONAL_RATE = Decimal("0.03")
 FIXED_FEE = Decimal("3.00")
-#: GST at 18% is charged on the fee (published by Instamojo).
+#: GST at 18% is charged on the fee (the same page).
 GST_RATE = Decimal("0.18")
 
-#: Payouts land T+3 *business* days after the payment.
+#: Payouts land T+3 *business* days after the payment (docs/api-behaviour.md [payouts]).
 SETTLEMENT_BUSINESS_DAYS = 3
 
 # holidays.India() with its default categories (public holidays); it grows its year range on
@@ -59,7 +62,7 @@ def fees_for(amount: Decimal, international_or_amex: bool) -> tuple[Decimal, Dec
     """Fee and GST charged on a successful payment of ``amount``.
 
     fee = rate × amount + ₹3, GST = 18% of the fee, each rounded half-up to the paisa.
-    Example from the published facts: ₹1000 domestic → fee 23.00, GST 4.14, net 972.86.
+    Instamojo's own example: ₹1000 domestic → fee 23.00, GST 4.14, net 972.86.
     """
     fee = money(amount * fee_rate(international_or_amex) + FIXED_FEE)
     tax = money(fee * GST_RATE)

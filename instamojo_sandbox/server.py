@@ -8,10 +8,10 @@
         sb.truth(sb.merchants[0], "payments")
         sb.faults.add("error", endpoint="payments", status=503, count=2)
         sb.anomalies.inject("orphan_payment")
-        sb.stats(); sb.revoke(merchant=sb.merchants[0])
+        sb.stats(); sb.request_log(); sb.revoke(merchant=sb.merchants[0])
 
-HTTP/1.1 with keep-alive, one thread per connection (``ThreadingHTTPServer``), Nagle off;
-each response is written with a single ``sendall``.
+HTTP/1.1 with keep-alive, one thread per connection, Nagle off, a strict and bounded request
+parser (:mod:`instamojo_sandbox.httpd`); each response is written with one gathered write.
 """
 
 from __future__ import annotations
@@ -19,200 +19,89 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gc
-import socket
 import threading
 import time
-from email.utils import formatdate
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
+from typing import Self
 
 from .admin import Admin
 from .anomalies import Anomalies
 from .api import Api, Request, Response, canonical, json_response
 from .config import ALL_SCOPES, SORT_ORDERS, App, SandboxConfig
-from .faults import FaultSet, RateLimiter, Stats
+from .faults import FaultSet, RateLimits, RequestLog, Stats
+from .httpd import Limits, Server
 from .oauth import OAuthServer
 from .store import Store
 from .timeutil import from_us, iso, to_us
 
-_REASONS = {s.value: s.phrase for s in HTTPStatus}
 
-#: Settings that may change while the sandbox runs (``Sandbox.configure``, PATCH /_sandbox/config).
-RUNTIME_SETTINGS = ("page_size", "sort_order", "rotate_refresh_tokens", "access_token_ttl",
-                    "refresh_token_ttl", "code_ttl", "rate_limit", "rate_limit_burst", "latency")
-
-
-class Headers(dict):
-    """Request headers, keys lower-cased; ``get`` is case-insensitive."""
-
-    def get(self, name: str, default=None):  # type: ignore[override]
-        return super().get(name.lower(), default)
+def _bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    if value in (0, 1):
+        return bool(value)
+    raise ValueError(f"not a boolean: {value!r}")
 
 
-_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
-_MAX_LINE = 65536
-_MAX_HEADERS = 100
+def _positive_int(value) -> int:
+    n = int(value)
+    if n < 1 or isinstance(value, bool):
+        raise ValueError(f"must be a whole number ≥ 1, got {value!r}")
+    return n
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """A lean HTTP/1.1 request loop.
-
-    ``BaseHTTPRequestHandler.parse_request`` parses headers with the e-mail package, which costs
-    more than serving a pre-serialized page; a benchmark makes thousands of requests per second
-    on keep-alive connections, so the request line and headers are parsed by hand here.
-    """
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server_version = "InstamojoSandbox/1.0"
-    sys_version = ""
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        # Quiet: request lines would carry codes and state; nothing secret is ever logged.
-        pass
-
-    def handle_one_request(self) -> None:
-        rfile = self.rfile
-        try:
-            line = rfile.readline(_MAX_LINE + 1)
-        except (ConnectionError, OSError):
-            self.close_connection = True
-            return
-        if not line:
-            self.close_connection = True
-            return
-        if len(line) > _MAX_LINE:
-            self._fail(414, "Request line too long.")
-            return
-        parts = line.decode("latin-1").split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            self._fail(400, "Bad request line.")
-            return
-        method, target, version = parts
-        headers = Headers()
-        for _ in range(_MAX_HEADERS + 1):
-            raw = rfile.readline(_MAX_LINE + 1)
-            if raw in (b"\r\n", b"\n", b""):
-                break
-            name, sep, value = raw.decode("latin-1").partition(":")
-            if not sep:
-                self._fail(400, "Bad header line.")
-                return
-            headers[name.strip().lower()] = value.strip()
-        else:
-            self._fail(431, "Too many headers.")
-            return
-        connection = headers.get("connection", "").lower()
-        self.close_connection = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
-        self.command, self.path, self.request_version, self.headers = method, target, version, headers
-        if method not in _METHODS:
-            self._send(json_response(405, {"detail": f'Method "{method}" not allowed.'}))
-            return
-        if headers.get("transfer-encoding"):
-            self._fail(411, "Send the body with a Content-Length.")
-            return
-        length = headers.get("content-length")
-        if length and headers.get("expect", "").lower() == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # what curl waits for before a large body
-        try:
-            body = rfile.read(int(length)) if length else b""
-        except ValueError:
-            self._fail(400, "Bad Content-Length.")
-            return
-        path, _, qs = target.partition("?")
-        req = Request(method, path, parse_qsl(qs, keep_blank_values=True) if qs else [], headers, body,
-                      self.client_address[0])
-        try:
-            resp = self.server.sandbox.handle(req)  # type: ignore[attr-defined]
-        except Exception as err:  # a bug must not kill the connection thread silently
-            resp = json_response(500, {"detail": f"sandbox error: {type(err).__name__}: {err}"})
-        self._send(resp)
-        self.wfile.flush()
-
-    def _fail(self, status: int, message: str) -> None:
-        self.close_connection = True
-        self._send(json_response(status, {"detail": message}))
-
-    def _send(self, resp: Response) -> None:
-        if resp.delay:
-            time.sleep(resp.delay)
-        fault = resp.fault
-        parts = resp.parts
-        if fault in ("malformed", "drop"):
-            body = resp.body
-            parts = (body[: max(1, len(body) // 2)],) if fault == "malformed" else (body,)
-        length = sum(len(p) for p in parts)
-        lines = [
-            f"HTTP/1.1 {resp.status} {_REASONS.get(resp.status, 'Unknown')}",
-            f"Server: {self.server_version}",
-            f"Date: {_http_date()}",
-            f"Content-Length: {length}",
-        ]
-        for name, value in resp.headers:
-            lines.append(f"{name}: {value}")
-        if fault:
-            lines.append(f"X-Sandbox-Fault: {fault}")
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        if fault == "drop":
-            # the headers promise the whole body; half of it arrives, then the connection dies
-            self.wfile.write(head + parts[0][: length // 2])
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            return
-        buffers = (head, *parts)
-        sent = self.connection.sendmsg(buffers)  # one gathered write: no copy of the page
-        total = len(head) + length
-        if sent < total:
-            self.connection.sendall(b"".join(buffers)[sent:])
+def _positive_or_none(value) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    if number <= 0:
+        raise ValueError(f"must be positive (or null for no limit), got {value!r}")
+    return number
 
 
-_date_cache = [0, ""]
+def _burst(value) -> int | None:
+    return None if value is None else _positive_int(value)
 
 
-def _http_date() -> str:
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache[0], _date_cache[1] = now, formatdate(now, usegmt=True)
-    return _date_cache[1]
+def _seconds(value) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError(f"must be ≥ 0 seconds, got {value!r}")
+    return number
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 128
+def _sort_order(value) -> str:
+    if value not in SORT_ORDERS:
+        raise ValueError(f"unknown sort_order {value!r}; choose one of {list(SORT_ORDERS)}")
+    return value
 
-    def __init__(self, address, sandbox: "Sandbox"):
-        self.sandbox = sandbox
-        self._conns: set = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(address, _Handler)
 
-    def process_request(self, request, client_address):
-        with self._conns_lock:
-            self._conns.add(request)
-        super().process_request(request, client_address)
+def _log_size(value) -> int:
+    n = int(value)
+    if n < 0:
+        raise ValueError(f"request_log_size must be ≥ 0, got {value!r}")
+    return n
 
-    def shutdown_request(self, request):
-        with self._conns_lock:
-            self._conns.discard(request)
-        super().shutdown_request(request)
 
-    def close_connections(self) -> None:
-        """Close every open keep-alive connection (so handler threads end with the server)."""
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+#: Settings that may change while the sandbox runs (``Sandbox.configure``, PATCH /_sandbox/config),
+#: each with the function that checks and converts a new value.
+RUNTIME_SETTINGS = {
+    "page_size": _positive_int,
+    "honour_limit": _bool,
+    "max_limit": _positive_int,
+    "sort_order": _sort_order,
+    "rotate_refresh_tokens": _bool,
+    "access_token_ttl": _seconds,
+    "refresh_token_ttl": _seconds,
+    "code_ttl": _seconds,
+    "rate_limit": _positive_or_none,
+    "rate_limit_burst": _burst,
+    "app_rate_limit": _positive_or_none,
+    "app_rate_limit_burst": _burst,
+    "latency": _seconds,
+    "request_log_size": _log_size,
+}
 
 
 class Sandbox:
@@ -226,7 +115,7 @@ class Sandbox:
     def __init__(self, config: SandboxConfig | None = None, **overrides):
         config = dataclasses.replace(config or SandboxConfig(), **overrides)
         self.config = config
-        self._server = _Server((config.host, config.port), self)
+        self._server = Server((config.host, config.port), self, _limits(config))
         host, port = self._server.server_address[:2]
         self.port = port
         self.base_url = (config.public_url or f"http://{_url_host(host)}:{port}").rstrip("/")
@@ -248,8 +137,11 @@ class Sandbox:
         self.request_stats = Stats()
         #: anomalies: ``sb.anomalies.inject(kind, merchant=None, **params)``, ``list()``
         self.anomalies = Anomalies(self.store, lambda: self.config.page_size, lambda: self.config.sort_order)
-        self.rate_limiter = (RateLimiter(config.rate_limit, config.rate_limit_burst)
-                             if config.rate_limit else None)
+        #: the per-token and per-app rate limits (rebuilt when they are reconfigured)
+        self.rate_limits = RateLimits(config.rate_limit, config.rate_limit_burst, config.app_rate_limit,
+                                      config.app_rate_limit_burst)
+        #: every API request with its time (see :meth:`request_log`)
+        self.requests = RequestLog(config.request_log_size)
         self.api = Api(self)
         self.admin = Admin(self)
         self._thread: threading.Thread | None = None
@@ -262,7 +154,7 @@ class Sandbox:
             self.anomalies.inject(anomaly.pop("kind"), **anomaly)
 
     # Life cycle ---------------------------------------------------------------------------
-    def start(self) -> "Sandbox":
+    def start(self) -> Self:
         """Serve in a background thread; returns self."""
         if self._thread is None:
             self._thread = threading.Thread(target=self.serve_forever, name=f"instamojo-sandbox-{self.port}",
@@ -292,7 +184,7 @@ class Sandbox:
         if self.store.frozen:
             gc.unfreeze()  # let the collector reclaim the dataset once this sandbox is dropped
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -306,6 +198,13 @@ class Sandbox:
             return self.admin.handle(Request(req.method, path, req.query, req.headers, req.body, req.client_ip))
         if self.config.latency:
             time.sleep(self.config.latency)
+        resp = self._handle_api(req, path)
+        self.request_stats.record(resp.merchant, resp.endpoint, resp.status)
+        self.requests.record(resp.at if resp.at is not None else time.monotonic(), resp.merchant, resp.client_id,
+                             resp.endpoint, req.method, resp.status, resp.fault)
+        return resp
+
+    def _handle_api(self, req: Request, path: str) -> Response:
         if path.startswith("/v2/"):
             if req.method != "GET":
                 resp = json_response(405, {"detail": f'Method "{req.method}" not allowed.'}, [("Allow", "GET")])
@@ -321,6 +220,9 @@ class Sandbox:
                 headers = [("Retry-After", "1")] if rule.status in (429, 503) else []
                 resp = json_response(rule.status, {"detail": "Service temporarily unavailable."}, headers)
                 resp.fault = "error"
+            elif rule is not None and rule.kind == "api_error":
+                resp = json_response(200, rule.api_error_body())
+                resp.fault = "api_error"
             else:
                 resp = self.api.authorize(req) if name == "oauth_authorize" else self.api.token(req)
                 if rule is not None:
@@ -329,7 +231,6 @@ class Sandbox:
             resp.endpoint = name
         else:
             resp = json_response(404, {"detail": "Not found."})
-        self.request_stats.record(resp.merchant, resp.endpoint, resp.status)
         return resp
 
     def url(self, path: str = "/") -> str:
@@ -402,6 +303,19 @@ class Sandbox:
         """Tokens for ``merchant`` without the consent page (a shortcut for scripts)."""
         return self.oauth.issue(merchant, client_id=client_id, scopes=scopes)
 
+    def issue_tokens_bulk(self, merchants=None, scopes=None, client_id: str | None = None) -> list[dict]:
+        """Tokens for many merchants at once (None = every merchant, in order), without the
+        consent page: a list of ``{"merchant", "account_id", "access_token", "refresh_token",
+        "token_type", "expires_in", "scope"}``. Unknown merchants raise KeyError before any
+        token is issued."""
+        names = self.merchants if merchants is None else [str(m) for m in merchants]
+        states = [self.store.state(m) for m in names]  # KeyError for an unknown one, before issuing
+        out = []
+        for state in states:
+            tokens = self.oauth.issue(state.username, client_id=client_id, scopes=scopes)
+            out.append({"merchant": state.username, "account_id": state.ctx.account_id, **tokens})
+        return out
+
     def revoke(self, merchant: str | None = None, client_id: str | None = None, token: str | None = None) -> int:
         """Revoke one token, or every token of a merchant and/or client; returns how many."""
         return self.oauth.revoke(merchant=merchant, client_id=client_id, token=token)
@@ -420,6 +334,19 @@ class Sandbox:
         """Requests so far matching every given criterion (None = any)."""
         return self.request_stats.count(merchant, endpoint, status)
 
+    # Request log --------------------------------------------------------------------------
+    def request_log(self, since: int = 0, limit: int | None = None) -> list[dict]:
+        """API requests recorded after sequence number ``since``, oldest first: each
+        ``{"seq", "t", "wall", "merchant", "client_id", "endpoint", "method", "status",
+        "fault"}``. ``t`` is time.monotonic() in this process when the rate limits judged the
+        request (so a count over any one-second window of ``t`` is what they enforced);
+        ``wall`` the Unix time. The log keeps the newest ``request_log_size`` requests."""
+        return self.requests.page(since, limit)["requests"]
+
+    def clear_request_log(self) -> None:
+        """Forget the logged requests (sequence numbers keep counting)."""
+        self.requests.clear()
+
     # Run-time settings --------------------------------------------------------------------
     def settings(self) -> dict:
         """The run-time settings and the data shape."""
@@ -430,26 +357,33 @@ class Sandbox:
         return out
 
     def configure(self, **changes) -> dict:
-        """Change run-time settings (see RUNTIME_SETTINGS); returns the new settings."""
+        """Change run-time settings (see RUNTIME_SETTINGS); returns the new settings. Every
+        value is checked before any is applied."""
         unknown = set(changes) - set(RUNTIME_SETTINGS)
         if unknown:
             raise ValueError(f"not run-time settings: {sorted(unknown)}; these are: {list(RUNTIME_SETTINGS)}")
-        if "sort_order" in changes and changes["sort_order"] not in SORT_ORDERS:
-            raise ValueError(f"unknown sort_order {changes['sort_order']!r}; choose one of {list(SORT_ORDERS)}")
-        if "page_size" in changes and int(changes["page_size"]) < 1:
-            raise ValueError("page_size must be at least 1")
+        converted = {}
         for name, value in changes.items():
-            if name == "page_size":
-                value = int(value)
-            elif name in ("access_token_ttl", "refresh_token_ttl", "code_ttl", "latency"):
-                value = float(value)
-            elif name == "rotate_refresh_tokens":
-                value = bool(value)
+            try:
+                converted[name] = RUNTIME_SETTINGS[name](value)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{name}: {err}") from None
+        limits = RateLimits(converted.get("rate_limit", self.config.rate_limit),
+                            converted.get("rate_limit_burst", self.config.rate_limit_burst),
+                            converted.get("app_rate_limit", self.config.app_rate_limit),
+                            converted.get("app_rate_limit_burst", self.config.app_rate_limit_burst))
+        for name, value in converted.items():
             setattr(self.config, name, value)
-        if "rate_limit" in changes or "rate_limit_burst" in changes:
-            rate = self.config.rate_limit
-            self.rate_limiter = RateLimiter(float(rate), self.config.rate_limit_burst) if rate else None
+        if {"rate_limit", "rate_limit_burst", "app_rate_limit", "app_rate_limit_burst"} & set(converted):
+            self.rate_limits = limits  # fresh buckets and windows
+        if "request_log_size" in converted:
+            self.requests.resize(converted["request_log_size"])
         return self.settings()
+
+
+def _limits(config: SandboxConfig) -> Limits:
+    return Limits(idle_timeout=config.idle_timeout, request_timeout=config.request_timeout,
+                  max_connections=config.max_connections)
 
 
 def _url_host(host: str) -> str:

@@ -11,7 +11,7 @@ import re
 import time
 
 US = 1_000_000
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -80,4 +80,4 @@ def parse_duration(days: float = 0, hours: float = 0, minutes: float = 0, second
     total = days * 86400 + hours * 3600 + minutes * 60 + seconds
     if total < 0:
         raise ValueError("the sandbox clock only moves forward")
-    return int(round(total * US))
+    return round(total * US)

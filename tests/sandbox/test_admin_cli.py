@@ -60,10 +60,10 @@ def test_start_stop_is_clean_and_repeatable():
 
 def test_cli_help():
     out = subprocess.run([sys.executable, "-m", "instamojo_sandbox", "--help"], capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60, check=False)
     assert out.returncode == 0 and "serve" in out.stdout and "advance" in out.stdout
     out = subprocess.run([sys.executable, "-m", "instamojo_sandbox", "serve", "--help"], capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=60, check=False)
     assert "--payments" in out.stdout and "--rotate-refresh-tokens" in out.stdout and "--app" in out.stdout
 
 
@@ -100,5 +100,56 @@ def test_cli_serve_prints_the_url_first_and_registers_apps():
 
 def test_cli_against_no_sandbox_says_so():
     out = subprocess.run([sys.executable, "-m", "instamojo_sandbox", "advance", "--url", "http://127.0.0.1:9",
-                          "--days", "1"], capture_output=True, text=True, timeout=60)
+                          "--days", "1"], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode != 0 and "no sandbox at" in out.stderr
+
+
+def test_bulk_tokens_for_every_merchant_or_a_list(sandbox_factory):
+    sb = sandbox_factory(merchants=5, days=3)
+    everyone = requests.post(sb.url("/_sandbox/tokens"), json={"all": True}, timeout=30).json()
+    assert [t["merchant"] for t in everyone] == sb.merchants
+    assert len({t["refresh_token"] for t in everyone}) == 5
+    for tokens in everyone:
+        assert tokens["account_id"] == sb.truth(tokens["merchant"], "user_contact")["account_id"]
+        who = requests.get(sb.url("/v2/user-info/"), headers={"Authorization": f"Bearer {tokens['access_token']}"},
+                           timeout=30).json()
+        assert who["username"] == tokens["merchant"]
+    some = requests.post(sb.url("/_sandbox/tokens"), json={"merchants": sb.merchants[3:], "scopes": "payouts:read"},
+                         timeout=30).json()
+    assert [t["merchant"] for t in some] == sb.merchants[3:] and {t["scope"] for t in some} == {"payouts:read"}
+    # a refresh token from the bulk form works at the token endpoint like any other
+    fresh = requests.post(sb.url("/oauth2/token/"), data={"grant_type": "refresh_token",
+                                                           "refresh_token": some[0]["refresh_token"],
+                                                           "client_id": DEMO_APP.client_id,
+                                                           "client_secret": DEMO_APP.client_secret}, timeout=30)
+    assert fresh.status_code == 200 and fresh.json()["scope"] == "payouts:read"
+
+
+def test_bulk_tokens_refuse_an_unknown_merchant_before_issuing_any(sandbox):
+    before = sandbox.oauth.revoke(merchant=sandbox.merchants[0])  # nothing issued yet
+    resp = requests.post(sandbox.url("/_sandbox/tokens"), json={"merchants": [sandbox.merchants[0], "nobody"]},
+                         timeout=30)
+    assert resp.status_code == 400 and "nobody" in resp.json()["error"]
+    assert sandbox.oauth.revoke(merchant=sandbox.merchants[0]) == before == 0
+    assert requests.post(sandbox.url("/_sandbox/tokens"), json={"merchants": "all"}, timeout=30).status_code == 400
+    assert requests.post(sandbox.url("/_sandbox/tokens"), json={}, timeout=30).status_code == 400
+    assert [t["merchant"] for t in sandbox.issue_tokens_bulk()] == sandbox.merchants
+    assert [t["merchant"] for t in sandbox.issue_tokens_bulk([sandbox.merchants[1]])] == [sandbox.merchants[1]]
+
+
+def test_cli_lists_a_few_merchants_and_sums_up_the_rest():
+    proc = subprocess.Popen([sys.executable, "-m", "instamojo_sandbox", "--size", "small", "--merchants", "14",
+                             "--days", "2", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base_url = proc.stdout.readline().strip()
+        lines = []
+        while not lines or not lines[-1].startswith("clock:"):
+            lines.append(proc.stdout.readline().strip())
+        merchant_lines = [line for line in lines if line.startswith("merchant: ")]
+        assert len(merchant_lines) == 10
+        summary = next(line for line in lines if line.startswith("merchants: "))
+        assert summary.startswith("merchants: 4 more (merchant_11 … merchant_14)")
+        assert len(requests.get(f"{base_url}/_sandbox/merchants", timeout=30).json()) == 14
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0

@@ -20,7 +20,7 @@ def by_id(records, key="id"):
 
 
 def test_default_clock_is_fixed_and_history_ends_there(sandbox):
-    assert sandbox.now == dt.datetime(2024, 11, 17, 18, 30, tzinfo=dt.timezone.utc)  # midnight in India
+    assert sandbox.now == dt.datetime(2024, 11, 17, 18, 30, tzinfo=dt.UTC)  # midnight in India
     for merchant in sandbox.merchants:
         for p in sandbox.truth(merchant, "payments"):
             assert parse_instant(p["created_at"]) <= sandbox.now
@@ -111,7 +111,7 @@ def test_two_days_at_once_equals_one_day_twice():
 
 
 def test_a_sandbox_started_later_equals_one_advanced_to_then():
-    later = dt.datetime(2024, 11, 20, 18, 30, tzinfo=dt.timezone.utc)
+    later = dt.datetime(2024, 11, 20, 18, 30, tzinfo=dt.UTC)
     with Sandbox(SandboxConfig(seed=4, days=24)) as advanced, Sandbox(SandboxConfig(seed=4, days=27, now=later)) as fresh:
         advanced.advance_to(later)
         assert dataset(advanced) == dataset(fresh)
@@ -130,7 +130,7 @@ def test_admin_clock_and_cli_advance(sandbox):
     out = subprocess.run([sys.executable, "-m", "instamojo_sandbox", "advance", "--url", sandbox.base_url,
                           "--days", "1", "--hours", "2"], capture_output=True, text=True, timeout=60, check=True)
     assert '"now": "2024-11-19T08:30:00.000000Z"' in out.stdout
-    assert sandbox.now == dt.datetime(2024, 11, 19, 8, 30, tzinfo=dt.timezone.utc)
+    assert sandbox.now == dt.datetime(2024, 11, 19, 8, 30, tzinfo=dt.UTC)
     body = requests.post(sandbox.url("/_sandbox/clock/advance"), json={"to": "2024-11-20T00:00:00+05:30"},
                          timeout=30).json()
     assert body["now"] == "2024-11-19T18:30:00.000000Z"

@@ -11,7 +11,12 @@ import pytest
 
 from instamojo_sandbox import Sandbox, SandboxConfig
 from instamojo_sandbox.rules import (
-    IST, add_business_days, fees_for, is_business_day, payout_identity_residual, settlement_date,
+    IST,
+    add_business_days,
+    fees_for,
+    is_business_day,
+    payout_identity_residual,
+    settlement_date,
 )
 from instamojo_sandbox.timeutil import parse_instant
 
@@ -99,8 +104,8 @@ def test_settlement_calendar_across_weekends_and_indian_holidays():
     # Tuesday 29 Oct → Wed 30, (Diwali), Fri 1, (weekend), Mon 4
     assert add_business_days(dt.date(2024, 10, 29), 3) == dt.date(2024, 11, 4)
     # Asia/Kolkata, not UTC: 19:00 UTC on Tuesday 29 Oct is 00:30 on Wednesday 30 Oct in India
-    assert settlement_date(dt.datetime(2024, 10, 29, 19, 0, tzinfo=dt.timezone.utc)) == dt.date(2024, 11, 5)
-    assert settlement_date(dt.datetime(2024, 10, 29, 18, 0, tzinfo=dt.timezone.utc)) == dt.date(2024, 11, 4)
+    assert settlement_date(dt.datetime(2024, 10, 29, 19, 0, tzinfo=dt.UTC)) == dt.date(2024, 11, 5)
+    assert settlement_date(dt.datetime(2024, 10, 29, 18, 0, tzinfo=dt.UTC)) == dt.date(2024, 11, 4)
 
 
 def test_payments_are_paid_out_t_plus_3_business_days_in_india(sandbox):
@@ -158,7 +163,7 @@ def test_payout_figures_match_their_payments(sandbox_factory):
             assert sum((Decimal(p["fees"]) for p in settled), Decimal(0)) == Decimal(payout["fee_amount"])
             assert sum((Decimal(p["total_taxes"]) for p in settled), Decimal(0)) == Decimal(payout["total_tax_amount"])
 
-            def net(pid):
+            def net(pid, payments=payments):
                 p = payments[pid]
                 return Decimal(p["amount"]) - Decimal(p["fees"]) - Decimal(p["total_taxes"])
 
@@ -173,7 +178,7 @@ def test_payout_figures_match_their_payments(sandbox_factory):
             assert set(links["settled"]) == {p["id"] for p in payments.values() if p["payout"] == payout["resource_uri"]}
         # a held payment is released or refunded in a later payout, never earlier
         order = {pid: rel["payouts"][pid]["paid_out_at"] for pid in rel["payouts"]}
-        for pid, info in rel["payments"].items():
+        for info in rel["payments"].values():
             if info["released_in"]:
                 assert info["held"] and order[info["released_in"]] > order[info["settled_in"]]
             if info["refunded_in"] and info["settled_in"]:
@@ -251,7 +256,7 @@ def test_exact_payment_count(n):
         assert len(sb.truth(None, "payments")) == n
 
 
-def test_fast_payment_serializer_matches_the_dict_one():
+def test_fast_serializers_match_the_dict_ones():
     import orjson
 
     from instamojo_sandbox.generator import MerchantGenerator, build_merchants
@@ -285,3 +290,13 @@ def test_fast_payment_serializer_matches_the_dict_one():
             statuses[(data["status"], bool(data["payout"]), bool(data["cases"]))] += 1
     assert {(None, False, False), (True, False, False), (True, True, False), (False, False, False),
             (True, True, True)} <= set(statuses), statuses
+    orders = [m for m in sink.models if m.kind == "orders"]
+    order_statuses = Counter()
+    for model in orders:
+        for offset_days in (0, 0.001, 0.01, 4, 40):
+            now = model.key + int(offset_days * 86400 * 1_000_000)
+            data, tag = model.render(now)
+            fast, fast_tag = model.render_json(now)
+            assert fast == orjson.dumps(data) and fast_tag == tag  # the very same bytes
+            order_statuses[data["order_status"]] += 1
+    assert set(order_statuses) == {"Pending", "Partially Paid", "Fully Paid"}

@@ -49,9 +49,10 @@ def test_list_envelopes_and_fields(client, endpoint, fields):
     resp = client.get(f"/v2/{endpoint}")
     assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/json"
     body = resp.json()
-    expected = ["count", "num_pages", "next", "previous", endpoint] if endpoint == "orders" else [
-        "count", "next", "previous", endpoint]
+    expected = ["count", "num_pages", "next", "previous", "success", endpoint] if endpoint == "orders" else [
+        "count", "next", "previous", "success", endpoint]
     assert list(body) == expected
+    assert body["success"] is True
     assert body[endpoint], "the small profile has records on every list endpoint"
     for record in body[endpoint]:
         assert list(record) == fields
@@ -98,7 +99,8 @@ def test_page_out_of_range_or_invalid_is_404(client):
         resp = client.get("/v2/payments/", page=page)
         assert resp.status_code == 404 and resp.json() == {"detail": "Invalid page."}
     empty = client.get("/v2/payments/", id="NOPE")
-    assert empty.status_code == 200 and empty.json() == {"count": 0, "next": None, "previous": None, "payments": []}
+    assert empty.status_code == 200 and empty.json() == {"count": 0, "next": None, "previous": None, "success": True,
+                                                         "payments": []}
 
 
 def test_payment_filters(client, sandbox):
@@ -223,7 +225,7 @@ def test_product_covers(client, sandbox):
     covers = sandbox.truth(client.merchant, "product_covers")
     slug = next(s for s, c in covers.items() if c)
     body = client.get(f"/v2/products/{slug}/covers").json()
-    assert list(body) == ["count", "next", "previous", "covers"]
+    assert list(body) == ["count", "next", "previous", "success", "covers"]
     assert body["covers"] == covers[slug]
     assert [c["position"] for c in body["covers"]] == list(range(len(covers[slug])))
     assert set(body["covers"][0]) == {"id", "image", "thumbnail", "position"}

@@ -164,3 +164,45 @@ def test_request_statistics(sandbox, client):
     obtain_tokens(sandbox, sandbox.merchants[1])
     assert sandbox.request_count(merchant=sandbox.merchants[1], endpoint="oauth_token") == 1
     assert sandbox.request_count(endpoint="oauth_authorize") == 2  # the page and the form
+
+
+def test_api_error_is_a_200_that_says_success_false(client, sandbox):
+    sandbox.faults.add("api_error", endpoint="payments", message="Merchant account is under review.")
+    resp = client.get("/v2/payments/")
+    assert resp.status_code == 200 and resp.headers["X-Sandbox-Fault"] == "api_error"
+    assert resp.json() == {"success": False, "message": "Merchant account is under review."}
+    assert client.get("/v2/payments/").json()["success"] is True  # count defaults to 1
+
+
+def test_api_error_with_a_reason_or_the_default_text(client, sandbox):
+    sandbox.faults.add("api_error", endpoint="orders", reason="Rate limit exceeded for this account.")
+    assert client.get("/v2/orders/").json() == {"success": False, "reason": "Rate limit exceeded for this account."}
+    sandbox.faults.add("api_error", endpoint="products")
+    body = client.get("/v2/products/").json()
+    assert body["success"] is False and body["message"] and set(body) == {"success", "message"}
+    both = sandbox.faults.add("api_error", endpoint="payouts", message="m", reason="r")
+    assert client.get("/v2/payouts/").json() == {"success": False, "message": "m", "reason": "r"}
+    assert both.exhausted
+
+
+def test_api_error_over_the_admin_api_on_a_rate_and_on_the_token_endpoint(client, sandbox):
+    rule = requests.post(sandbox.url("/_sandbox/faults"), json={"kind": "api_error", "endpoint": "payments",
+                                                                "message": "Try later.", "count": None},
+                         timeout=30).json()
+    assert rule["kind"] == "api_error" and rule["message"] == "Try later."
+    assert [client.get("/v2/payments/", page=p).json()["success"] for p in (1, 2)] == [False, False]
+    assert sandbox.request_count(endpoint="payments", status=200) >= 2  # a 200, as the API would count it
+    sandbox.faults.clear()
+    sandbox.faults.add("api_error", endpoint="oauth_token", message="Token service is down.")
+    resp = refresh(sandbox.base_url, DEMO_APP.client_id, DEMO_APP.client_secret, client.tokens["refresh_token"])
+    assert resp.status_code == 200 and resp.json() == {"success": False, "message": "Token service is down."}
+    assert refresh(sandbox.base_url, DEMO_APP.client_id, DEMO_APP.client_secret,
+                   client.tokens["refresh_token"]).json()["access_token"]
+
+
+def test_every_list_envelope_says_success_true(client, sandbox):
+    slug = sandbox.truth(client.merchant, "products")[0]["slug"]
+    for path in ("/v2/payments/", "/v2/payouts/", "/v2/products/", "/v2/orders/", f"/v2/products/{slug}/covers/"):
+        body = client.get(path).json()
+        assert body["success"] is True, path
+        assert "message" not in body  # the SDKs model it as optional: only errors carry it

@@ -12,7 +12,14 @@ import pytest
 import requests
 
 from instamojo_sandbox import ALL_SCOPES, DEMO_APP, App
-from tests.oauth_flow import ConsentError, authorize_url, consent, exchange_code, obtain_tokens, refresh
+from tests.oauth_flow import (
+    ConsentError,
+    authorize_url,
+    consent,
+    exchange_code,
+    obtain_tokens,
+    refresh,
+)
 
 APP = DEMO_APP
 REDIRECT = APP.redirect_uris[0]

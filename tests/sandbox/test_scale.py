@@ -57,3 +57,94 @@ def test_a_large_merchant_is_served_whole_and_indexed():
         assert body["count"] == len(settled) > 1000
         sb.advance(days=1)
         assert session.get(sb.url("/v2/payments/"), timeout=60).json()["count"] > 200_000
+
+
+def _read_all(session: requests.Session, url: str, envelope: str) -> list[dict]:
+    out: list[dict] = []
+    while url:
+        resp = session.get(url, timeout=120)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        out += body[envelope]
+        url = body["next"]
+    return out
+
+
+def test_64_keep_alive_connections_at_once_across_many_merchants(sandbox_factory):
+    sb = sandbox_factory(merchants=32, days=4, page_size=10)
+    tokens = sb.issue_tokens_bulk()
+    n = 64
+    barrier = threading.Barrier(n)
+    open_at_once: list[int] = []
+    failures: list[str] = []
+
+    def client(i: int) -> None:
+        merchant = tokens[i % len(tokens)]
+        session = requests.Session()  # one keep-alive connection per client
+        session.headers["Authorization"] = f"Bearer {merchant['access_token']}"
+        try:
+            assert session.get(sb.url("/v2/user-info/"), timeout=120).json()["username"] == merchant["merchant"]
+            barrier.wait(timeout=300)  # every client holds its connection open now
+            if i == 0:
+                open_at_once.append(sb._server.open_connections)
+            barrier.wait(timeout=300)
+            for endpoint in ("payments", "orders"):
+                served = _read_all(session, sb.url(f"/v2/{endpoint}/"), endpoint)
+                truth = sb.truth(merchant["merchant"], endpoint)
+                assert sorted(r["id"] for r in served) == sorted(r["id"] for r in truth)
+        except Exception as err:  # noqa: BLE001 - reported below, with the others
+            failures.append(f"client {i}: {err!r}")
+            barrier.abort()
+        finally:
+            session.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not failures, failures[:3]
+    assert open_at_once and open_at_once[0] >= n
+    assert sb.request_count(status=200) >= n * 3
+
+
+def test_a_build_by_worker_processes_is_the_same_data():
+    config = SandboxConfig(seed=9, profile="small", merchants=5, days=6, payments_per_day=15,
+                           public_url="http://sandbox.test")  # the same URLs in both
+    with Sandbox(config, build_workers=1) as one, Sandbox(config, build_workers=3) as three:
+        for _ in range(2):
+            for merchant in one.merchants:
+                for endpoint in ("payments", "payouts", "products", "orders", "product_covers"):
+                    assert one.truth(merchant, endpoint) == three.truth(merchant, endpoint)
+                assert one.relations(merchant) == three.relations(merchant)
+            one.advance(days=2, hours=3)
+            three.advance(days=2, hours=3)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_thousand_merchants_are_built_and_served_concurrently():
+    """The size the many-merchant sync is benchmarked at: 1,000 merchants, 30 days, 20 payments a
+    day. Every merchant gets tokens in one admin request; a sample is read over 64 connections."""
+    config = SandboxConfig(profile="demo", merchants=1000, days=30, payments_per_day=20)
+    with Sandbox(config) as sb:
+        tokens = requests.post(sb.url("/_sandbox/tokens"), json={"all": True}, timeout=300).json()
+        assert len(tokens) == 1000 and len({t["refresh_token"] for t in tokens}) == 1000
+        sample = tokens[::16]  # 63 merchants
+        failures: list[str] = []
+
+        def read(entry: dict) -> None:
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {entry['access_token']}"
+            try:
+                served = _read_all(session, sb.url("/v2/payments/?limit=500"), "payments")
+                assert len(served) == len(sb.truth(entry["merchant"], "payments")) > 300
+            except Exception as err:  # noqa: BLE001 - reported below
+                failures.append(f"{entry['merchant']}: {err!r}")
+
+        threads = [threading.Thread(target=read, args=(entry,)) for entry in sample]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(600)
+        assert not failures, failures[:3]
