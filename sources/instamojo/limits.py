@@ -2,10 +2,14 @@
 
 Instamojo publishes no rate limit, so both limits are settings: requests per second per merchant
 token, and for the whole app (every merchant together). Every HTTP attempt, retries included,
-passes through `LimitedAdapter.send`, which waits for its turn. A 429 answer closes a gate for
-its `Retry-After`: nobody sends until then (Instamojo does not say whether a limit is per token
-or per app, so the whole app waits), and the requests held at the gate are then let through
-spaced out, so the merchants waiting do not retry all at once.
+passes through `LimitedAdapter.send`, which waits for its turn.
+
+A 429 answer means a limit nobody told us about. It closes a gate for its `Retry-After`: nobody
+sends until then (Instamojo does not say whether a limit is per token or per app, so the whole app
+waits), and the app's pace is set to a little under what it was sending in the second before the
+429, so the merchants waiting do not all retry at once and run into the limit again. The learned
+pace is relaxed step by step while no 429 comes (an additive increase after a multiplicative
+decrease, as TCP does), so a limit that was lifted stops costing time.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -20,9 +25,11 @@ import requests
 from dlt.sources.helpers.requests import Client
 from requests.adapters import HTTPAdapter
 
-# After a 429, requests leave the gate at least this far apart while the gate recovers.
-GATE_SPACING_SECONDS = 0.05
-GATE_RECOVERY_SECONDS = 2.0
+# After a 429 the app's pace becomes this share of what it sent in the second before it ...
+BACKOFF_SHARE = 0.8
+# ... and grows by this much (requests per second) each quiet interval without a 429.
+RECOVERY_STEP = 1.0
+RECOVERY_INTERVAL_SECONDS = 2.0
 MERCHANT_ATTRIBUTE = "instamojo_merchant"  # set on each PreparedRequest by MerchantAuth
 ATTEMPTS_ATTRIBUTE = "instamojo_attempts"  # how many times a PreparedRequest was sent (retries)
 
@@ -54,8 +61,17 @@ class RequestLimits:
         self._merchants: dict[str, _Spacing] = {}
         self._app = _Spacing(1.0 / per_app if per_app else 0.0)
         self._gate_until = 0.0
+        self._sent: deque[float] = deque()  # when requests went out, the last second's worth
+        self._learned: float | None = None  # requests per second after a 429 (None: no 429 yet)
+        self._relaxed_at = 0.0
         self.throttle_events = 0  # 429s seen
         self.gate_seconds = 0.0  # time the gate was closed, in all
+
+    @property
+    def app_pace(self) -> float | None:
+        """The requests per second the app keeps to now (None: as fast as it goes)."""
+        limits = [r for r in (self.per_app, self._learned) if r]
+        return min(limits) if limits else None
 
     def wait(self, merchant: str | None) -> None:
         if self.per_merchant and merchant is not None:
@@ -65,23 +81,37 @@ class RequestLimits:
             _sleep_until(start)
         with self._lock:
             now = time.monotonic()
-            recovering = now < self._gate_until + GATE_RECOVERY_SECONDS
+            self._relax(now)
             if now < self._gate_until:
                 self._app.next = max(self._app.next, self._gate_until)
-            if self.per_app or recovering:
-                interval = max(self._app.interval, GATE_SPACING_SECONDS if recovering else 0.0)
-                start = self._app.reserve(now, interval)
-            else:
-                start = now
+            pace = self.app_pace
+            start = self._app.reserve(now, 1.0 / pace if pace else 0.0) if pace or now < self._gate_until else now
+            self._sent.append(start)
+            while self._sent and self._sent[0] < start - 1.0:
+                self._sent.popleft()
         _sleep_until(start)
 
     def throttled(self, retry_after: float) -> None:
         with self._lock:
+            now = time.monotonic()
             self.throttle_events += 1
-            until = time.monotonic() + max(0.0, retry_after)
+            until = now + max(0.0, retry_after)
             if until > self._gate_until:
-                self.gate_seconds += until - max(self._gate_until, time.monotonic())
+                self.gate_seconds += until - max(self._gate_until, now)
                 self._gate_until = until
+            recent = sum(1 for t in self._sent if now - 1.0 <= t <= now)
+            pace = max(1.0, recent * BACKOFF_SHARE)
+            if self._learned is None or pace < self._learned:
+                self._learned = pace
+            self._relaxed_at = until
+
+    def _relax(self, now: float) -> None:
+        """Additive increase: a step faster for every quiet interval since the last 429."""
+        if self._learned is None or now - self._relaxed_at < RECOVERY_INTERVAL_SECONDS:
+            return
+        steps = int((now - self._relaxed_at) // RECOVERY_INTERVAL_SECONDS)
+        self._learned += steps * RECOVERY_STEP
+        self._relaxed_at += steps * RECOVERY_INTERVAL_SECONDS
 
 
 def _sleep_until(moment: float) -> None:

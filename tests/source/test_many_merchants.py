@@ -184,3 +184,83 @@ def test_an_account_that_changes_behind_a_name_stops_that_merchant(sandbox_facto
     wh = open_test_warehouse(settings)
     assert count_where(wh, f"SELECT count(*) FROM {settings.raw_dataset}.payments") == before
     wh.close()
+
+
+def _busiest_second(log: list[dict], *, oauth: bool = False) -> int:
+    """The most API requests the sandbox saw in any one-second window (a sliding window)."""
+    times = sorted(e["t"] for e in log if oauth or e["endpoint"] != "oauth_token")
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_an_app_wide_rate_limit_is_held_and_no_merchant_is_starved(sandbox_factory, settings_for):
+    sb = sandbox_factory(SandboxConfig(seed=66, profile="small", merchants=6, days=8, page_size=10))
+    settings = settings_for(sb, app_max_requests_per_second=25, merchant_concurrency=6, page_concurrency=4)
+    sb.reset_stats()
+    started = len(sb.request_log())
+    run = sync_merchants(settings)
+    assert run.ok, [r.error for r in run.results if not r.ok]
+    log = sb.request_log()[started:]
+    assert len(log) > 100
+    assert _busiest_second(log, oauth=True) <= 25 + 1  # one request of slack for the clock's edges
+    assert sb.request_count(status=429) == 0
+    # every merchant was served all along, not one after another: each one's requests span most of the run
+    first, last = log[0]["t"], log[-1]["t"]
+    for merchant in sb.merchants:
+        own = [e["t"] for e in log if e["merchant"] == merchant]
+        assert own[0] - first < (last - first) * 0.5, merchant
+
+
+def test_a_429_pauses_the_whole_app_instead_of_a_storm_of_retries(sandbox_factory, settings_for):
+    # the API allows 15 requests/s for the app and the pipeline was told nothing: it meets 429s
+    sb = sandbox_factory(SandboxConfig(seed=67, profile="small", merchants=6, days=8, page_size=10,
+                                       app_rate_limit=15, app_rate_limit_burst=15))
+    settings = settings_for(sb, merchant_concurrency=6, page_concurrency=4)
+    run = sync_merchants(settings)
+    assert run.ok, [r.error for r in run.results if not r.ok]
+    refused = sb.request_count(status=429)
+    served = sb.request_count(status=200)
+    assert refused > 0  # it did run into the limit
+    # each 429 closes the gate for its Retry-After: the refusals stay a small share of the traffic
+    # (six merchants retrying on their own would meet the limit about as often as they are served)
+    assert refused < served * 0.15, (refused, served)
+    wh = open_test_warehouse(settings)
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, sb.merchants, tables=["payouts", "orders"])
+    wh.close()
+
+
+@pytest.mark.parametrize("honour_limit", [True, False])
+def test_the_page_size_asked_for_is_used_and_a_listing_stays_complete_if_the_api_ignores_it(
+        sandbox_factory, settings_for, honour_limit):
+    sb = sandbox_factory(SandboxConfig(seed=68, profile="small", merchants=1, page_size=7, honour_limit=honour_limit))
+    settings = settings_for(sb, page_size=40, **WHOLE_HISTORY)
+    sb.reset_stats()
+    start = len(sb.request_log())
+    assert sync_merchants(settings).ok
+    merchant = sb.merchants[0]
+    payments = len(sb.truth(merchant, "payments"))
+    asked = [e for e in sb.request_log()[start:] if e["endpoint"] == "payments"]
+    pages = -(-payments // (40 if honour_limit else 7))
+    assert len(asked) == pages, (len(asked), pages)
+    wh = open_test_warehouse(settings)
+    assert_warehouse_matches(wh, settings.raw_dataset, sb, sb.merchants)
+    wh.close()
+
+
+def test_success_false_inside_a_200_fails_the_listing_naming_the_message(sandbox_factory, settings_for):
+    sb = sandbox_factory(SandboxConfig(seed=69, profile="small", merchants=2, page_size=10))
+    broken = sb.merchants[1]
+    settings = settings_for(sb)
+    assert sync_merchants(settings).ok
+    before = cursor(settings, broken, "orders")
+    sb.advance(days=1)
+    sb.faults.add("api_error", endpoint="orders", merchant=broken, message="Temporary glitch at the bank", count=None)
+    results = {r.merchant: r for r in sync_merchants(settings).results}
+    assert results[sb.merchants[0]].ok
+    error = results[broken].error
+    assert "success=false" in error and "Temporary glitch at the bank" in error and "/v2/orders/" in error
+    assert cursor(settings, broken, "orders") == before
