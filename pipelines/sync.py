@@ -16,6 +16,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.instamojo import MerchantSpec, RunNotes, instamojo_source
 from sources.instamojo.errors import InstamojoError, redact
+from sources.instamojo.token_store import TokenStoreError
 
 from .config import Settings
 from .upgrade import LegacyStates
@@ -84,6 +85,7 @@ def sync_merchants(
     names = list(merchants) if merchants is not None else list(settings.merchants)
     started = time.perf_counter()
     run = SyncRun(results=[])
+    settings.token_store.merchants()  # readable, an earlier version's file moved in (TokenStoreError)
     settings.token_store.check_writable()  # before any refresh token is spent (TokenStoreError)
     pipeline = engine_pipeline(settings, pipeline_name, progress)
     known = pipeline.state.get("sources", {}).get("instamojo", {}).get("merchants", {})
@@ -201,9 +203,13 @@ def _warnings(notes: RunNotes) -> list[str]:
 def _explain_step_failure(exc: PipelineStepFailed) -> str:
     """The root cause of a failed dlt step, with what it means for the data."""
     root: BaseException = exc
-    while not isinstance(root, InstamojoError) and (root.__cause__ or root.__context__) is not None:
-        root = root.__cause__ or root.__context__  # type: ignore[assignment]
-    cause = str(root) if isinstance(root, InstamojoError) else f"{root.__class__.__name__}: {root}"
+    while not isinstance(root, (InstamojoError, TokenStoreError)):
+        # the cause, or the exception being handled when it was raised (unless `from None` hid it)
+        below = root.__cause__ or (None if root.__suppress_context__ else root.__context__)
+        if below is None:
+            break
+        root = below
+    cause = str(root) if isinstance(root, (InstamojoError, TokenStoreError)) else f"{root.__class__.__name__}: {root}"
     if exc.step == "extract":
         consequence = "nothing of this run was loaded and no cursor moved; the next run retries"
     else:

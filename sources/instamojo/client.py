@@ -185,6 +185,7 @@ class ApiClient:
         params: dict[str, Any] | None = None,
         stop: StopRule | None = None,
         parse_all: bool = False,
+        page_size: int | None = None,
     ) -> Iterator[Page]:
         """Yield each page of a list endpoint, in page order.
 
@@ -195,8 +196,9 @@ class ApiClient:
         followed exactly as given. `stop` may end the listing after any page. `parse_all`: every
         page comes with its records as dicts (otherwise bulk pages may come as bytes only).
         """
-        if self.page_size:
-            params = {**(params or {}), "limit": self.page_size}
+        limit = min(page_size, self.page_size) if page_size and self.page_size else self.page_size
+        if limit:
+            params = {**(params or {}), "limit": limit}
         first, body, url, _ = self._get(self.url(path), endpoint=endpoint, params=params)
         assert first is not None
         records = self._records(first, envelope_key, endpoint)

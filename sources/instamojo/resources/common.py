@@ -152,13 +152,14 @@ def read_listing(
     conv: ArrowConverter,
     params: dict[str, Any] | None = None,
     stop: StopRule | None = None,
+    page_size: int | None = None,
 ) -> Iterator[pa.Table]:
     """A whole list endpoint as Arrow batches. A scope the merchant did not grant (HTTP 403)
     skips the resource: `ctx.notes.skipped` says so, and nothing is yielded after it."""
     batches = Batches(conv, ctx.options.batch_rows, endpoint.envelope_key or "", refetch=ctx.api.refetch(endpoint.path))
     try:
         for page in ctx.api.iter_pages(endpoint.path, endpoint=endpoint.path, envelope_key=endpoint.envelope_key or "",
-                                       params=params, stop=stop):
+                                       params=params, stop=stop, page_size=page_size):
             yield from batches.add(page)
     except ScopeError as exc:
         ctx.skip_for_scope(resource, exc)

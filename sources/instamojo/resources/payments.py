@@ -25,6 +25,10 @@ from ..state import advance, parse_ts
 from .common import MerchantContext, log, read_listing
 
 
+# Records per page while the listing is expected to stop at the lookback (a run with a cursor).
+INCREMENTAL_PAGE_SIZE = 100
+
+
 class NewestFirstProof:
     """Watches a listing's pages in order and says whether they are, so far, sorted newest-first
     by `field` (within each page and across pages). One page out of order disproves it for good."""
@@ -75,8 +79,15 @@ def sync_payments(ctx: MerchantContext, state: dict[str, Any]) -> dict[str, Any]
     seen: datetime | None = None
     # with nothing to stop at, pages need not be parsed: they go to Arrow as bytes
     rule = stop if threshold is not None else None
+    # a listing that will stop early asks for smaller pages: its first page is usually its last
+    size = INCREMENTAL_PAGE_SIZE if threshold is not None else None
     with ctx.notes.timer("payments"):
-        for table in read_listing(ctx, "payments", endpoint, ctx.converter(PAYMENTS, endpoint.path), stop=rule):
+        for table in read_listing(ctx, "payments", endpoint, ctx.converter(PAYMENTS, endpoint.path), stop=rule,
+                                  page_size=size):
+            if threshold is not None:
+                # older than the lookback: read before and not asked for again (what a page
+                # holds beyond the window is left alone, as dlt's own incremental would)
+                table = table.filter(pc.greater_equal(table.column("created_at"), pa.scalar(threshold, table.schema.field("created_at").type)))
             ctx.emit(PAYMENTS, table)
             batch_newest = newest(table, "created_at")
             if batch_newest is not None and (seen is None or batch_newest > seen):
