@@ -253,14 +253,14 @@ def build(
             args += ["--select", *select]
         results = invoke(target, args, work_dir=work_dir, threads=threads, callbacks=callbacks)
     dbt_seconds = time.perf_counter() - dbt_started
-    by_type, by_severity = _finish(target, plan)
+    by_type, by_severity, counted = _finish(target, plan, results)
     return BuildReport(
         raw_schema=target.raw_schema,
         marts_schema=target.marts_schema,
         dialect=target.dialect,
         full_refresh=plan.full_refresh,
         rebuilt_merchants=None if plan.full_refresh or plan.merchants is None else tuple(plan.merchants),
-        models=tuple(_model_runs(results)),
+        models=tuple(_model_runs(results, counted)),
         seconds=time.perf_counter() - started,
         dbt_seconds=dbt_seconds,
         exceptions_by_type=by_type,
@@ -307,7 +307,7 @@ def invoke(target: WarehouseTarget, args: list[str], *, work_dir: str | Path | N
                   "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
                   "--threads", str(threads), "--quiet", "--log-level-file", "warn",
                   "--no-send-anonymous-usage-stats", "--no-version-check", "--no-use-colors"]
-        key = (profile, json.dumps(_schema_vars(args)), project_fingerprint())
+        key = (_database_key(target), json.dumps(_schema_vars(args), sort_keys=True), project_fingerprint())
         manifest = _MANIFESTS.get(key)
         if manifest is None:
             parsed = dbtRunner().invoke(["parse", *_vars_args(args), *common])
@@ -323,6 +323,17 @@ def invoke(target: WarehouseTarget, args: list[str], *, work_dir: str | Path | N
     if result.exception is not None:
         raise DbtFailed(f"dbt {args[0]} failed: {type(result.exception).__name__}: {result.exception}")
     return nodes
+
+
+def _database_key(target: WarehouseTarget) -> tuple:
+    """What of the connection parsing bakes into the manifest: the adapter and database name
+    (DuckDB names its catalog after the file)."""
+    if target.dialect == "duckdb":
+        return ("duckdb", Path(str(target.duckdb_path)).name.lstrip(".").split(".")[0])
+    from psycopg2.extensions import parse_dsn
+
+    params = parse_dsn(target.postgres_dsn or "")
+    return ("postgres", params.get("host"), params.get("port"), params.get("dbname"))
 
 
 def _vars_args(args: list[str]) -> list[str]:
@@ -350,12 +361,17 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _model_runs(results: list[Any]) -> Iterator[ModelRun]:
+def _rows_affected(result: Any) -> int | None:
+    rows = (result.adapter_response or {}).get("rows_affected")
+    return None if rows is None or rows < 0 else int(rows)
+
+
+def _model_runs(results: list[Any], counted: dict[str, int]) -> Iterator[ModelRun]:
     for r in results:
         node = r.node
         layer = node.fqn[1] if len(node.fqn) > 2 else "models"
-        rows = (r.adapter_response or {}).get("rows_affected")
-        yield ModelRun(node.name, layer, None if rows is None or rows < 0 else int(rows), float(r.execution_time or 0.0))
+        rows = _rows_affected(r)
+        yield ModelRun(node.name, layer, counted.get(node.name, rows), float(r.execution_time or 0.0))
 
 
 # -- before and after dbt --------------------------------------------------------------------------
@@ -431,11 +447,22 @@ def _prepare(target: WarehouseTarget, settings: ReconciliationSettings, changed:
         wh.close()
 
 
-def _finish(target: WarehouseTarget, plan: _Plan) -> tuple[dict[str, int], dict[str, int]]:
-    """After a successful run: record the state, clear the merchants to rebuild; count exceptions."""
+def _finish(target: WarehouseTarget, plan: _Plan, results: list[Any]
+            ) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """After a successful run: record the state, clear the merchants to rebuild; count the rows
+    written where dbt does not say (DuckDB) and the exceptions."""
     work = staging_schema(target)
     wh = open_target(target)
     try:
+        counted: dict[str, int] = {}
+        for r in results:
+            if _rows_affected(r) is None and getattr(r.node, "relation_name", None):
+                where = ""
+                if not plan.full_refresh and plan.merchants is not None and r.node.name != "settlement_calendar":
+                    ph = wh.placeholder
+                    where = " WHERE merchant IN (" + ", ".join([ph] * len(plan.merchants)) + ")" if plan.merchants else " WHERE 1 = 0"
+                counted[r.node.name] = int(wh.query(f"SELECT COUNT(*) FROM {r.node.relation_name}{where}",
+                                                    tuple(plan.merchants or ()) if where and plan.merchants else None)[1][0][0])
         with wh.transaction():
             wh.execute(f"DELETE FROM {work}.{STATE_TABLE}")
             ph = wh.placeholder
@@ -445,10 +472,10 @@ def _finish(target: WarehouseTarget, plan: _Plan) -> tuple[dict[str, int], dict[
             wh.execute(f"DROP TABLE IF EXISTS {work}.{REBUILD_TABLE}")
         exceptions = f"{target.marts_schema}.reconciliation_exceptions"
         if not wh.table_exists(target.marts_schema, "reconciliation_exceptions"):
-            return {}, {}
+            return {}, {}, counted
         _, by_type = wh.query(f"SELECT exception_type, COUNT(*) FROM {exceptions} GROUP BY exception_type ORDER BY 1")
         _, by_severity = wh.query(f"SELECT severity, COUNT(*) FROM {exceptions} GROUP BY severity ORDER BY 1")
-        return {k: int(v) for k, v in by_type}, {k: int(v) for k, v in by_severity}
+        return {k: int(v) for k, v in by_type}, {k: int(v) for k, v in by_severity}, counted
     finally:
         wh.close()
 
