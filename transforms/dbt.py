@@ -280,6 +280,14 @@ def run_tests(target: WarehouseTarget, settings: ReconciliationSettings = Reconc
     return [TestResult(r.node.name, str(r.status), int(r.failures or 0), r.message or "") for r in results]
 
 
+def compiled_tests(target: WarehouseTarget, settings: ReconciliationSettings = ReconciliationSettings(), *,
+                   work_dir: str | Path | None = None) -> dict[str, str]:
+    """name → compiled SQL of every data test (each lists offending rows), for tools that run the
+    queries themselves (tests that corrupt data inside a transaction they roll back)."""
+    args = ["compile", "--vars", json.dumps(dbt_vars(target, settings)), "--select", "resource_type:test"]
+    return {r.node.name: r.node.compiled_code for r in invoke(target, args, work_dir=work_dir)}
+
+
 @dataclass(frozen=True)
 class TestResult:
     """One dbt test: its name, dbt's status (pass, fail, error) and the offending rows counted."""

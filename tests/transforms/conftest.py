@@ -193,12 +193,13 @@ def cases(request):
 
 
 def _variants(dialect: str):
-    """Two more builds: payout tolerance 10.00 with no overdue grace, and payout tolerance 9.99
-    with "now" = each merchant's latest activity."""
+    """Two more builds: payout tolerance 10.00 with no overdue grace (and the raw duplicates,
+    which break the integrity tests on purpose), and payout tolerance 9.99 with "now" = each
+    merchant's latest activity."""
     built = {}
     try:
         for name, merchants, settings in (
-            ("tolerance_10_no_grace", ["residual", "overdue_0308"],
+            ("tolerance_10_no_grace", ["residual", "overdue_0308", "duplicates"],
              dict(as_of="latest_sync", payout_tolerance=Decimal("10.00"), overdue_grace_business_days=0)),
             ("tolerance_9_99_latest_activity", ["residual", "activity_2030"],
              dict(as_of="latest_activity", payout_tolerance=Decimal("9.99"))),
