@@ -128,7 +128,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_transform(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     with SyncLock(settings.lock_path):
-        ok, lines = run_transform_step(settings)
+        ok, lines = run_transform_step(settings, full_refresh=args.full_refresh)
     print("\n".join(lines))
     return EXIT_OK if ok else EXIT_FAILED
 
@@ -173,9 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_destination_args(p)
     p.set_defaults(func=cmd_sync)
 
-    p = sub.add_parser("transform", help="rebuild the reconciliation marts from the raw tables",
-                       description="Rebuild the marts (dataset instamojo) from the raw tables atomically: "
-                       "readers see the old marts or the new ones, never half.")
+    p = sub.add_parser("transform", help="build the reconciliation marts from the raw tables (dbt)",
+                       description="Build the marts (dataset instamojo) from the raw tables with the dbt "
+                       "project in transforms/: only the merchants whose raw rows changed since the last "
+                       "build are rebuilt, each mart in one transaction (docs/marts.md).")
+    p.add_argument("--full-refresh", action="store_true", help="rebuild every merchant from scratch")
     add_destination_args(p)
     p.set_defaults(func=cmd_transform)
 

@@ -313,7 +313,7 @@ def invoke(target: WarehouseTarget, args: list[str], *, work_dir: str | Path | N
         work = Path(work_dir) if work_dir is not None else Path(tmp)
         common = ["--project-dir", str(PROJECT_DIR), "--profiles-dir", tmp,
                   "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
-                  "--threads", str(threads), "--quiet", "--log-level-file", "warn",
+                  "--threads", str(threads), "--log-level", "none", "--log-level-file", "warn",
                   "--no-send-anonymous-usage-stats", "--no-version-check", "--no-use-colors"]
         key = (_database_key(target), json.dumps(_schema_vars(args), sort_keys=True), project_fingerprint())
         manifest = _MANIFESTS.get(key)

@@ -1,5 +1,5 @@
-"""The check step as `make check` runs it: great-expectations suites plus the transforms'
-integrity queries, on a warehouse built by hand so each failure is exact."""
+"""The check step as `make check` runs it: great-expectations suites plus the dbt project's data
+tests (the integrity queries), on a warehouse built by hand so each failure is exact."""
 
 from __future__ import annotations
 
@@ -49,12 +49,26 @@ def test_clean_warehouse_passes_suites_and_integrity(tmp_path, monkeypatch):
     monkeypatch.setenv("CHECKS__FRESHNESS_MAX_AGE_HOURS", "0")
     ok, lines = run_check_step(build(tmp_path, broken=False))
     assert ok, "\n".join(lines)
-    assert any("integrity queries: all" in line for line in lines)
+    assert any("integrity tests (dbt): all" in line for line in lines)
 
 
 def test_a_broken_mart_fails_the_integrity_queries(tmp_path, monkeypatch):
     monkeypatch.setenv("CHECKS__FRESHNESS_MAX_AGE_HOURS", "0")
     ok, lines = run_check_step(build(tmp_path, broken=True))
     assert not ok
-    assert "integrity queries: FAILED" in lines
-    assert any("integrity FAILED" in line for line in lines)
+    assert "integrity tests (dbt): FAILED" in lines
+    failed = {line.split()[2].rstrip(":") for line in lines if "integrity FAILED" in line}
+    # the copied row: a key twice, totals that no longer equal the raw ones, a payment counted twice
+    assert failed == {"one_row_per_key__payments_reconciled", "payments_total_equals_raw", "no_payment_in_two_payouts"}
+
+
+def test_the_suites_judge_only_the_merchants_given(tmp_path, monkeypatch):
+    """A sync's check step judges the merchants it changed: a broken mart row of another
+    merchant is not its business (the full pass, `make check`, finds it)."""
+    monkeypatch.setenv("CHECKS__FRESHNESS_MAX_AGE_HOURS", "0")
+    settings = build(tmp_path, broken=True)  # merchant m1's payment twice
+    ok, lines = run_check_step(settings, changed_merchants=["m2"], suites=["marts"])
+    text = "\n".join(lines)
+    assert "ERROR instamojo.payments_reconciled" not in text
+    ok_full, lines_full = run_check_step(settings, suites=["marts"])
+    assert not ok_full and "ERROR instamojo.payments_reconciled" in "\n".join(lines_full)
