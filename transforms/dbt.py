@@ -10,7 +10,7 @@ What dbt does not do, and this module does (nothing else):
   Python models, so the calendar is computed here (transforms/calendar.py) and written to a table
   the model `settlement_calendar` reads;
 - which merchants to rebuild: dbt knows nothing of syncs. The merchants the sync changed (or,
-  when the caller does not know, those whose raw rows carry a `_synced_at` at or after the last
+  when the caller does not know, those whose raw rows carry a `_synced_at` after the last
   successful build's high-water mark) are written to `transforms_rebuild_merchants` before the
   run; the models rebuild only those (macros/incremental.sql). A change of settings, calendar or
   SQL since the last build makes the run a full refresh, since unchanged merchants' rows would
@@ -228,7 +228,7 @@ def build(
 
     `changed_merchants`: the merchants whose raw rows changed since the last build (the sync
     knows); only their rows are rebuilt in each model. None: found from the raw rows'
-    `_synced_at` (at or after the last successful build's high-water mark). `full_refresh`:
+    `_synced_at` (after the last successful build's high-water mark). `full_refresh`:
     recreate every table from all raw rows (also chosen on the first build, and when the settings,
     the calendar or the SQL changed since the last build). `work_dir`: where dbt keeps its
     target/ (manifest, partial-parse cache) and logs; a temporary directory if None.
@@ -419,7 +419,7 @@ def _prepare(target: WarehouseTarget, settings: ReconciliationSettings, changed:
         marts_exist = all(wh.table_exists(target.marts_schema, m) for m in MARTS)
         if not wh.table_exists(work, CALENDAR_TABLE) or state.get("fingerprint") != fingerprint:
             _write_calendar(wh, work, settings, last_day)
-        # rows synced at or after this moment are new to the next build
+        # rows synced after this moment are new to the next build
         watermark = _high_water_mark(wh, target.raw_schema, present)
         reason = ""
         if full_refresh:
@@ -500,12 +500,12 @@ def _high_water_mark(wh: Warehouse, raw: str, tables: Sequence[str]) -> str | No
 
 
 def _changed_since(wh: Warehouse, raw: str, tables: Sequence[str], watermark: str | None) -> list[str]:
-    """Merchants with raw rows synced at or after `watermark` (every merchant if None)."""
+    """Merchants with raw rows synced after `watermark` (every merchant if None)."""
     selects = []
     for t in tables:
         if watermark is not None and "_synced_at" in wh.columns_of(raw, t):
             selects.append(f"SELECT DISTINCT merchant FROM {raw}.{t} "
-                           f"WHERE _synced_at >= CAST('{watermark}' AS TIMESTAMPTZ) OR _synced_at IS NULL")
+                           f"WHERE _synced_at > CAST('{watermark}' AS TIMESTAMPTZ) OR _synced_at IS NULL")
         else:
             selects.append(f"SELECT DISTINCT merchant FROM {raw}.{t}")
     if not selects:
