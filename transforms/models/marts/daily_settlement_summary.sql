@@ -11,11 +11,11 @@ FROM (
         SELECT merchant, MIN(activity_date) AS first_date, MAX(activity_date) AS last_date
         FROM (
             SELECT merchant, payment_date AS activity_date
-            FROM {{ rebuilt(ref('payments_reconciled')) }}
+            FROM {{ rebuilt(ref('payments_reconciled')) }} AS src
             WHERE payment_date IS NOT NULL
             UNION ALL
             SELECT merchant, paid_out_date
-            FROM {{ rebuilt(ref('payout_reconciliation')) }}
+            FROM {{ rebuilt(ref('payout_reconciliation')) }} AS src
             WHERE paid_out_date IS NOT NULL
         ) AS activity
         GROUP BY merchant
@@ -38,13 +38,13 @@ FROM (
             SUM(taxes) AS taxes,
             SUM(net_amount) AS net_amount,
             SUM(net_amount) FILTER (WHERE payout_id IS NULL OR paid_out_date IS NOT NULL) AS awaiting_in
-        FROM {{ rebuilt(ref('payments_reconciled')) }}
+        FROM {{ rebuilt(ref('payments_reconciled')) }} AS src
         WHERE status = 'successful' AND payment_date IS NOT NULL
         GROUP BY merchant, payment_date
     ),
     settled AS (
         SELECT merchant, paid_out_date AS summary_date, SUM(net_amount) AS awaiting_out
-        FROM {{ rebuilt(ref('payments_reconciled')) }}
+        FROM {{ rebuilt(ref('payments_reconciled')) }} AS src
         WHERE status = 'successful' AND paid_out_date IS NOT NULL AND payment_date IS NOT NULL
         GROUP BY merchant, paid_out_date
     ),
@@ -55,7 +55,7 @@ FROM (
             COUNT(*) AS payouts_count,
             SUM(paid_amount) AS paid_out_amount,
             COALESCE(SUM(held_amount), 0) - COALESCE(SUM(reversed_amount), 0) AS held_change
-        FROM {{ rebuilt(ref('payout_reconciliation')) }}
+        FROM {{ rebuilt(ref('payout_reconciliation')) }} AS src
         WHERE paid_out_date IS NOT NULL
         GROUP BY merchant, paid_out_date
     ),

@@ -45,7 +45,7 @@ FROM (
         created_at,
         status || ' payment ' || payment_id || ' (' || COALESCE(CAST(amount AS TEXT), 'amount unknown')
             || ') is linked to payout ' || payout_id || '; only successful payments are paid out'
-    FROM {{ rebuilt(ref('payments_reconciled')) }}
+    FROM {{ rebuilt(ref('payments_reconciled')) }} AS src
     WHERE status <> 'successful' AND payout_found IS TRUE
 
     UNION ALL
@@ -65,7 +65,7 @@ FROM (
             || ' (' || COALESCE(CAST(amount AS TEXT), 'amount unknown') || ') was due in a payout on '
             || CAST(expected_payout_date AS TEXT) || ' and has none at ' || CAST(as_of_date AS TEXT)
             || ' (' || CAST(business_days_late AS TEXT) || ' business days late)'
-    FROM {{ rebuilt(ref('payments_reconciled')) }}
+    FROM {{ rebuilt(ref('payments_reconciled')) }} AS src
     WHERE settlement_state = 'overdue'
 
     UNION ALL
@@ -84,7 +84,7 @@ FROM (
         'payment ' || payment_id || ' of ' || CAST(payment_date AS TEXT) || ' was due in a payout on '
             || CAST(expected_payout_date AS TEXT) || ' but payout ' || payout_id || ' came on '
             || CAST(paid_out_date AS TEXT) || ' (' || CAST(business_days_late AS TEXT) || ' business days late)'
-    FROM {{ rebuilt(ref('payments_reconciled')) }}
+    FROM {{ rebuilt(ref('payments_reconciled')) }} AS src
     WHERE settlement_state = 'settled' AND paid_out_date > overdue_after_date
 
     UNION ALL
@@ -102,7 +102,7 @@ FROM (
         created_at,
         'payment ' || payment_id || ' appears ' || CAST(raw_copies AS TEXT)
             || ' times in the raw payments; the copy updated last is used'
-    FROM {{ rebuilt(ref('stg_instamojo__payments')) }}
+    FROM {{ rebuilt(ref('stg_instamojo__payments')) }} AS src
     WHERE raw_copies > 1
 
     UNION ALL
@@ -142,7 +142,7 @@ FROM (
         paid_out_at,
         'payout ' || payout_id || ' paid ' || CAST(paid_amount AS TEXT) || ' but its figures give '
             || CAST(expected_paid_amount AS TEXT) || ' (residual ' || CAST(residual AS TEXT) || ')'
-    FROM {{ rebuilt(ref('payout_reconciliation')) }}
+    FROM {{ rebuilt(ref('payout_reconciliation')) }} AS src
     WHERE ABS(residual) > {{ instamojo_money_var('instamojo_payout_tolerance') }}
 
     UNION ALL
@@ -165,7 +165,7 @@ FROM (
             || CAST(linked_payments_count - linked_unsuccessful_count AS TEXT)
             || ') sum to ' || CAST(linked_amount AS TEXT)
             || ' (difference ' || CAST(sales_difference AS TEXT) || ')'
-    FROM {{ rebuilt(ref('payout_reconciliation')) }}
+    FROM {{ rebuilt(ref('payout_reconciliation')) }} AS src
     WHERE payments_synced AND ABS(sales_difference) > {{ instamojo_money_var('instamojo_payout_tolerance') }}
 
     UNION ALL
@@ -188,7 +188,7 @@ FROM (
             || CAST(successful_payments_count AS TEXT) || ') sum to '
             || CAST(successful_amount AS TEXT) || ' of ' || CAST(order_amount AS TEXT)
             || ' (balance due ' || CAST(balance_due AS TEXT) || ')'
-    FROM {{ rebuilt(ref('order_reconciliation')) }}
+    FROM {{ rebuilt(ref('order_reconciliation')) }} AS src
     WHERE status = 'status_mismatch'
 
     UNION ALL
@@ -207,7 +207,7 @@ FROM (
         'order ' || order_id || ' of ' || CAST(order_amount AS TEXT) || ' received '
             || CAST(successful_amount AS TEXT) || ' in successful payments ('
             || CAST(successful_payments_count AS TEXT) || '), overpaid by ' || CAST(-balance_due AS TEXT)
-    FROM {{ rebuilt(ref('order_reconciliation')) }}
+    FROM {{ rebuilt(ref('order_reconciliation')) }} AS src
     WHERE status = 'overpaid'
 
     UNION ALL
@@ -229,5 +229,5 @@ FROM (
                 WHEN raw_text IS NULL THEN ' is missing (NULL)'
                 ELSE ' is not a number: "' || SUBSTR(raw_text, 1, 40) || '"'
             END
-    FROM {{ rebuilt(ref('int_instamojo__invalid_amounts')) }}
+    FROM {{ rebuilt(ref('int_instamojo__invalid_amounts')) }} AS src
 ) AS final
