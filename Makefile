@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Pass-through arguments, e.g. `make sync ARGS="--merchants acme --resources payments"`.
 ARGS ?=
 
-.PHONY: help venv test test-fast demo sync transform check query sandbox authorize merchants bench bench-sandbox lock clean
+.PHONY: help venv test test-fast demo sync transform check docs query sandbox authorize merchants bench bench-sandbox lock clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,11 +34,14 @@ demo: $(STAMP) ## the whole job against the local sandbox: OAuth → sync → ma
 sync: $(STAMP) ## sync every configured merchant, then build the marts and run the checks (ARGS="--merchants acme")
 	$(PY) -m pipelines sync $(ARGS)
 
-transform: $(STAMP) ## rebuild the reconciliation marts from the raw tables
+transform: $(STAMP) ## build the reconciliation marts with dbt: changed merchants only (ARGS="--full-refresh": all)
 	$(PY) -m pipelines transform $(ARGS)
 
 check: $(STAMP) ## run the data-quality checks (exit 1 on an error-severity failure)
 	$(PY) -m pipelines check $(ARGS)
+
+docs: $(STAMP) ## dbt's documentation of the marts as one offline HTML file: data/dbt-docs/index.html
+	$(PY) -m transforms.docs --static data/dbt-docs/index.html
 
 query: $(STAMP) ## run SQL on the warehouse: make query Q="SELECT * FROM instamojo.reconciliation_exceptions"
 	@test -n "$(Q)" || { echo 'usage: make query Q="SELECT …" [ARGS="--duckdb-path data/demo.duckdb"]' >&2; exit 2; }

@@ -12,7 +12,8 @@ from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
-# Instamojo settles in India: business days are counted in Asia/Kolkata (DESIGN.md, domain facts).
+# Instamojo is an Indian payment gateway and settles to Indian bank accounts: business days are
+# counted in Asia/Kolkata, not UTC (docs/marts.md, "The settlement rule").
 SETTLEMENT_TIMEZONE = "Asia/Kolkata"
 
 _PAISA = Decimal("0.01")

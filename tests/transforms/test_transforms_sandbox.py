@@ -165,7 +165,7 @@ def test_incremental_build_after_the_clock_moves_equals_a_full_rebuild(sandbox_f
         sb.advance(days=4)
         assert sync_merchant(settings, first).ok
         report = build(target, recon)  # changed merchants unknown: found from _synced_at
-        assert (report.full_refresh, report.rebuilt_merchants) == (False, (first,))
+        assert (report.full_refresh, report.rebuilt_merchants) == (False, (first,)), report.reason
         incremental = _all_marts(warehouse, settings.marts_dataset)
         assert incremental != before  # new payments and payouts arrived
         assert build(target, recon, full_refresh=True).full_refresh

@@ -1,5 +1,5 @@
 -- Grain: one row per payment (merchant, payment_id).
--- Settlement rule (DESIGN.md; the sandbox implements the same, docs/api-behaviour.md): a
+-- Settlement rule (docs/marts.md; the sandbox implements the same, docs/api-behaviour.md): a
 -- successful payment is expected in a payout on the 3rd business day strictly after its date in
 -- Asia/Kolkata; business days skip weekends and Indian national holidays. The calendar model
 -- holds that answer for every date, so the rule is a join here, not a computation per payment.

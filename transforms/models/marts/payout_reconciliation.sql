@@ -1,6 +1,6 @@
 -- Grain: one row per payout (merchant, payout_id).
 -- The identity between a payout's figures is not published; the working hypothesis
--- (DESIGN.md) is  paid = sales − fee − tax − held + reversed − refunded − affiliate − partner,
+-- (docs/marts.md) is  paid = sales − fee − tax − held + reversed − refunded − affiliate − partner,
 -- shipping_fee outside it. The residual says how far each payout is from it: never assumed.
 SELECT {{ typed_columns() }}
 FROM (
