@@ -117,6 +117,7 @@ def duckdb_env(tmp: Path | None = None) -> Env:
     """A DuckDB file (dbt opens it itself) in `tmp` or a new temporary folder. Every test file
     has the same name, so dbt's parse of the project is reused between them."""
     folder = Path(tmp or tempfile.mkdtemp(prefix="transforms-test-"))
+    folder.mkdir(parents=True, exist_ok=True)
     return Env(Warehouse.duckdb(str(folder / "warehouse.duckdb")), "instamojo_raw", "instamojo", folder)
 
 
