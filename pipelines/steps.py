@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sources.instamojo.errors import redact
 
@@ -36,10 +37,10 @@ def run_transform_step(settings: Settings, *, changed_merchants: Sequence[str] |
         recon = dataclasses.replace(ReconciliationSettings.from_dlt_config(), **overrides)
         report = build(warehouse_target(settings), recon, changed_merchants=changed_merchants,
                        full_refresh=full_refresh, work_dir=dbt_work_dir(settings))
-    except Exception as exc:
-        return False, [f"Transforms FAILED: {redact(f'{exc.__class__.__name__}: {exc}')} "
-                       "(a mart whose model failed keeps its previous rows; the merchants stay listed "
-                       "for the next run)"]
+    except Exception as exc:  # noqa: BLE001  (a step reports its failure, never raises)
+        return False, [(f"Transforms FAILED: {redact(f'{exc.__class__.__name__}: {exc}')} "
+                        "(a mart whose model failed keeps its previous rows; the merchants stay listed "
+                        "for the next run)")]
     lines = [f"Transforms: marts built in {settings.marts_dataset} ({time.perf_counter() - started:.1f} s)"]
     lines += ["  " + line for line in report.summary_lines()]
     return True, lines
@@ -75,7 +76,7 @@ def run_check_step(settings: Settings, *, freshness: bool = True, suites: Sequen
         finally:
             warehouse.close()
         integrity_ok, integrity_lines = _integrity(settings, target) if marts_built else (True, [])
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (a step reports its failure, never raises)
         return False, [f"Checks FAILED to run: {redact(f'{exc.__class__.__name__}: {exc}')}"]
     return report.ok and integrity_ok, report.summary().splitlines() + integrity_lines
 

@@ -4,10 +4,11 @@ on (for tests and tools holding a connection; the pipeline calls `transforms.dbt
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from transforms.dbt import BuildReport, build
-from transforms.settings import ReconciliationSettings
+from transforms.settings import DEFAULT_SETTINGS, ReconciliationSettings
 from transforms.warehouse import Warehouse, check_identifier
 
 
@@ -16,7 +17,7 @@ def build_marts(
     *,
     raw_schema: str = "instamojo_raw",
     marts_schema: str = "instamojo",
-    settings: ReconciliationSettings = ReconciliationSettings(),
+    settings: ReconciliationSettings = DEFAULT_SETTINGS,
     changed_merchants: Sequence[str] | None = None,
     full_refresh: bool = False,
     **options: Any,

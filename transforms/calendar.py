@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import holidays
 
-from transforms.settings import ReconciliationSettings
+from transforms.settings import DEFAULT_SETTINGS, ReconciliationSettings
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,6 @@ def settlement_calendar(first: date, last: date, settings: ReconciliationSetting
     return rows
 
 
-def expected_payout_date(payment_date: date, settings: ReconciliationSettings = ReconciliationSettings()) -> date:
+def expected_payout_date(payment_date: date, settings: ReconciliationSettings = DEFAULT_SETTINGS) -> date:
     """The expected payout date of a payment made on `payment_date` (Asia/Kolkata)."""
     return settlement_calendar(payment_date, payment_date, settings)[0].expected_payout_date

@@ -32,13 +32,14 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
-from transforms.settings import ReconciliationSettings
+from transforms.settings import DEFAULT_SETTINGS, ReconciliationSettings
 from transforms.warehouse import Warehouse, WarehouseTarget, check_identifier
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -148,7 +149,7 @@ def dbt_vars(target: WarehouseTarget, settings: ReconciliationSettings) -> dict[
         "instamojo_staging_schema": staging_schema(target),
         "instamojo_payout_tolerance": f"{settings.payout_tolerance:f}",
         "instamojo_order_tolerance": f"{settings.order_tolerance:f}",
-        "instamojo_as_of": as_of.astimezone(timezone.utc).isoformat() if isinstance(as_of, datetime) else None,
+        "instamojo_as_of": as_of.astimezone(UTC).isoformat() if isinstance(as_of, datetime) else None,
         "instamojo_as_of_mode": as_of if isinstance(as_of, str) else "latest_sync",
     }
 
@@ -206,7 +207,7 @@ def project_fingerprint() -> str:
 
 
 def calendar_last_day(settings: ReconciliationSettings, today: date | None = None) -> date:
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     year = today.year
     if isinstance(settings.as_of, datetime):
         year = max(year, settings.as_of.year)
@@ -215,7 +216,7 @@ def calendar_last_day(settings: ReconciliationSettings, today: date | None = Non
 
 def build(
     target: WarehouseTarget,
-    settings: ReconciliationSettings = ReconciliationSettings(),
+    settings: ReconciliationSettings = DEFAULT_SETTINGS,
     *,
     changed_merchants: Sequence[str] | None = None,
     full_refresh: bool = False,
@@ -270,8 +271,8 @@ def build(
     )
 
 
-def run_tests(target: WarehouseTarget, settings: ReconciliationSettings = ReconciliationSettings(), *,
-              work_dir: str | Path | None = None, select: Sequence[str] | None = None) -> list["TestResult"]:
+def run_tests(target: WarehouseTarget, settings: ReconciliationSettings = DEFAULT_SETTINGS, *,
+              work_dir: str | Path | None = None, select: Sequence[str] | None = None) -> list[TestResult]:
     """Run the project's data tests (the integrity queries: each must return zero rows)."""
     args = ["test", "--vars", json.dumps(dbt_vars(target, settings))]
     if select:
@@ -280,7 +281,7 @@ def run_tests(target: WarehouseTarget, settings: ReconciliationSettings = Reconc
     return [TestResult(r.node.name, str(r.status), int(r.failures or 0), r.message or "") for r in results]
 
 
-def compiled_tests(target: WarehouseTarget, settings: ReconciliationSettings = ReconciliationSettings(), *,
+def compiled_tests(target: WarehouseTarget, settings: ReconciliationSettings = DEFAULT_SETTINGS, *,
                    work_dir: str | Path | None = None) -> dict[str, str]:
     """name → compiled SQL of every data test (each lists offending rows), for tools that run the
     queries themselves (tests that corrupt data inside a transaction they roll back)."""
@@ -478,6 +479,10 @@ def _finish(target: WarehouseTarget, plan: _Plan, results: list[Any]
             if plan.watermark is not None:
                 wh.execute(f"INSERT INTO {work}.{STATE_TABLE} (name, value) VALUES ({ph}, {ph})", ("watermark", plan.watermark))
             wh.execute(f"DROP TABLE IF EXISTS {work}.{REBUILD_TABLE}")
+        if target.dialect == "duckdb":
+            # write everything into the database file itself (not only its WAL), so a copy of the
+            # file taken now (the pipeline publishes one for analysts) holds the new marts
+            wh.execute("CHECKPOINT")
         exceptions = f"{target.marts_schema}.reconciliation_exceptions"
         if not wh.table_exists(target.marts_schema, "reconciliation_exceptions"):
             return {}, {}, counted
@@ -496,7 +501,7 @@ def _high_water_mark(wh: Warehouse, raw: str, tables: Sequence[str]) -> str | No
     if not parts:
         return None
     value = wh.query(f"SELECT MAX(t) FROM ({parts}) AS m")[1][0][0]
-    return None if value is None else value.astimezone(timezone.utc).isoformat()
+    return None if value is None else value.astimezone(UTC).isoformat()
 
 
 def _changed_since(wh: Warehouse, raw: str, tables: Sequence[str], watermark: str | None) -> list[str]:

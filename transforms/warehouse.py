@@ -8,10 +8,11 @@ the connection was opened: `make sync` hands them the dlt pipeline's own destina
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 Dialect = Literal["duckdb", "postgres"]
 
@@ -52,14 +53,14 @@ class Warehouse:
         self._postgres_dsn = postgres_dsn
 
     @classmethod
-    def duckdb(cls, path: str = ":memory:") -> "Warehouse":
+    def duckdb(cls, path: str = ":memory:") -> Warehouse:
         """Open a DuckDB file (or an in-memory database)."""
         import duckdb
 
         return cls(duckdb.connect(path), "duckdb", duckdb_path=None if path.startswith(":memory:") else path)
 
     @classmethod
-    def postgres(cls, dsn: str) -> "Warehouse":
+    def postgres(cls, dsn: str) -> Warehouse:
         """Open a Postgres database from a libpq DSN, e.g. `postgresql://postgres@127.0.0.1/test`."""
         import psycopg2
 
@@ -112,7 +113,7 @@ class Warehouse:
         return "?" if self.dialect == "duckdb" else "%s"
 
     @contextmanager
-    def transaction(self) -> Iterator["Warehouse"]:
+    def transaction(self) -> Iterator[Warehouse]:
         """All statements inside commit together or not at all (DDL included: both DuckDB and
         Postgres have transactional DDL), so readers see the old state or the new, never half."""
         if self._in_transaction:

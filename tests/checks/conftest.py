@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ class Env:
     def build(self) -> None:
         """(Re)build the marts from the raw tables, as of NOW."""
         build_marts(self.warehouse, raw_schema=self.raw, marts_schema=self.marts,
-                    settings=ReconciliationSettings(as_of=NOW))
+                    settings=ReconciliationSettings(as_of=NOW), full_refresh=True)
 
     def check(self, **settings: Any) -> CheckReport:
         """Run the checks (no Data Docs, clock pinned to NOW unless told otherwise)."""
@@ -51,7 +52,9 @@ class Env:
 
 
 def _duckdb_env() -> Env:
-    return Env(Warehouse.duckdb(), "instamojo_raw", "instamojo")
+    # a file, not memory: dbt builds the marts and opens the database itself
+    folder = Path(tempfile.mkdtemp(prefix="checks-test-"))
+    return Env(Warehouse.duckdb(str(folder / "warehouse.duckdb")), "instamojo_raw", "instamojo")
 
 
 def _postgres_env() -> Env:
@@ -61,9 +64,12 @@ def _postgres_env() -> Env:
 
 def _drop(env: Env) -> None:
     if env.warehouse.dialect == "postgres":
-        for schema in (env.raw, env.marts):
+        for schema in (env.raw, env.marts, f"{env.marts}_staging"):
             env.warehouse.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     env.warehouse.close()
+    path = env.warehouse.duckdb_path
+    if path and Path(path).parent.name.startswith("checks-test-"):
+        shutil.rmtree(Path(path).parent, ignore_errors=True)
 
 
 def _clean(env: Env) -> Env:

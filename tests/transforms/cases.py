@@ -16,7 +16,7 @@ DuckDB-vs-Postgres comparison loads all of them at once (one merchant each).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from tests.transforms.rawdata import ist, order, order_payment, payment, payout
@@ -245,7 +245,7 @@ RAW_WITH_SYNC_TIME = ("payments", "payouts", "orders", "order_payments")
 
 def synced_at(env, m: str, at, where: str = "1 = 1", tables=RAW_WITH_SYNC_TIME) -> None:
     """Stamp merchant `m`'s raw rows (matching `where`) as fetched at `at`."""
-    stamp = at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S+00:00")
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
     for table in tables:
         env.sql(f"UPDATE {{raw}}.{table} SET _synced_at = TIMESTAMPTZ '{stamp}' WHERE merchant = '{m}' AND {where}")
 
@@ -322,12 +322,12 @@ def load_scenarios(env, names=None) -> None:
             synced_at(env, m, now)
         elif m in ("sync_0308", "sync_0311"):
             overdue_and_late(env, m)
-            synced_at(env, m, datetime(2024, 3, 8, 14, 0, tzinfo=timezone.utc))
+            synced_at(env, m, datetime(2024, 3, 8, 14, 0, tzinfo=UTC))
             if m == "sync_0311":
-                synced_at(env, m, datetime(2024, 3, 10, 19, 0, tzinfo=timezone.utc), "id = 'P16'", ("payments",))
+                synced_at(env, m, datetime(2024, 3, 10, 19, 0, tzinfo=UTC), "id = 'P16'", ("payments",))
         elif m == "activity_2030":
             overdue_and_late(env, m)
-            synced_at(env, m, datetime(2030, 1, 1, tzinfo=timezone.utc))
+            synced_at(env, m, datetime(2030, 1, 1, tzinfo=UTC))
         else:
             raise KeyError(m)
 

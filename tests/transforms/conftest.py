@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pytest
 
 from tests.raw_fixtures import create_raw_tables, insert_rows
-from tests.transforms.cases import AS_OF, ALL_SCENARIOS, load_scenarios
+from tests.transforms.cases import ALL_SCENARIOS, AS_OF, load_scenarios
 from transforms import BuildReport, ReconciliationSettings, build_marts
 from transforms.marts import MARTS
 from transforms.warehouse import Warehouse
@@ -86,7 +87,7 @@ class Env:
         )
 
 
-    def of(self, merchant: str) -> "MerchantView":
+    def of(self, merchant: str) -> MerchantView:
         """This warehouse's marts as one merchant sees them."""
         return MerchantView(self, merchant)
 
@@ -201,9 +202,9 @@ def _variants(dialect: str):
     try:
         for name, merchants, settings in (
             ("tolerance_10_no_grace", ["residual", "overdue_0308", "duplicates"],
-             dict(as_of="latest_sync", payout_tolerance=Decimal("10.00"), overdue_grace_business_days=0)),
+             {"as_of": "latest_sync", "payout_tolerance": Decimal("10.00"), "overdue_grace_business_days": 0}),
             ("tolerance_9_99_latest_activity", ["residual", "activity_2030"],
-             dict(as_of="latest_activity", payout_tolerance=Decimal("9.99"))),
+             {"as_of": "latest_activity", "payout_tolerance": Decimal("9.99")}),
         ):
             env = built[name] = new_env(dialect)
             env.create_raw()

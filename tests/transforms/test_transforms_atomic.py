@@ -31,7 +31,7 @@ class StopBeforeInsert:
     def __call__(self, msg) -> None:
         if msg.info.name != "SQLQuery" or self.reached.is_set():
             return
-        sql = re.sub(r"^\s*/\*.*?\*/\s*", "", msg.data.sql, flags=re.S)  # dbt's query comment
+        sql = re.sub(r"^\s*/\*.*?\*/\s*", "", msg.data.sql, flags=re.DOTALL)  # dbt's query comment
         if msg.data.node_info.node_name == self.model and sql.lower().startswith("insert into"):
             self.reached.set()
             if self.fail:
@@ -81,7 +81,7 @@ def test_a_reader_sees_every_mart_whole_during_a_build(dialect):
         def run():
             try:
                 build(_target(env), SETTINGS, changed_merchants=["m2"], callbacks=[stop])
-            except BaseException as exc:  # reported by the test
+            except BaseException as exc:  # noqa: BLE001  (reported by the test)
                 errors.append(exc)
 
         writer = threading.Thread(target=run)

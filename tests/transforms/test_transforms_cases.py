@@ -5,9 +5,8 @@ settings (tolerances, no grace, "latest_activity") share a second and third buil
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
-
 
 
 def test_payment_held_then_released_in_a_later_payout(cases):
@@ -58,9 +57,9 @@ def test_payment_at_2330_ist_on_a_friday(cases):
     env = cases.of("friday_0306")  # "now": Wed 03-06 09:00 IST
 
     p4 = env.row("payments_reconciled", payment_id="P4")
-    assert p4["created_at"] == datetime(2024, 3, 1, 18, 0, tzinfo=timezone.utc)
+    assert p4["created_at"] == datetime(2024, 3, 1, 18, 0, tzinfo=UTC)
     p5 = env.row("payments_reconciled", payment_id="P5")
-    assert p5["created_at"] == datetime(2024, 2, 29, 19, 0, tzinfo=timezone.utc)  # Thursday in UTC
+    assert p5["created_at"] == datetime(2024, 2, 29, 19, 0, tzinfo=UTC)  # Thursday in UTC
     for p in (p4, p5):
         assert p["payment_date"] == date(2024, 3, 1)
         assert p["expected_payout_date"] == date(2024, 3, 6)  # Mon (1), Tue (2), Wed (3)

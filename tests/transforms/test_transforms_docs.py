@@ -27,7 +27,7 @@ def test_docs_marts_md_is_generated_from_the_yaml():
 def test_every_exception_type_is_documented():
     text = DOC.read_text()
     for name in EXCEPTION_TYPES:
-        assert re.search(rf"^\| `{name}` \| ", text, re.M), f"exception type {name} undocumented"
+        assert re.search(rf"^\| `{name}` \| ", text, re.MULTILINE), f"exception type {name} undocumented"
 
 
 def test_every_exception_type_is_produced_by_the_sql():
@@ -43,7 +43,7 @@ def test_no_citation_outside_the_repository():
 
 
 def _example_queries() -> list[str]:
-    return re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S)
+    return re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.DOTALL)
 
 
 def test_the_docs_have_at_least_three_example_queries():

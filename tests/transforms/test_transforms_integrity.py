@@ -4,7 +4,7 @@ of each mart) must return zero rows — and each must fail on bad data."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -19,7 +19,7 @@ from transforms.marts import EXCEPTION_TYPES, MARTS
 def _normalise(value):
     # psycopg2 and duckdb return timestamptz in different tzinfo objects: compare instants
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     return value
 
 

@@ -7,16 +7,22 @@ generated around a fixed date, not the wall clock the pipeline stamps `_synced_a
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 from decimal import Decimal
 
 import pytest
 
-from tests.pipeline_helpers import drop_postgres_schemas, open_test_warehouse, pipeline_settings, sync_all, sync_and_build_marts
+from pipelines.sync import sync_merchant
+from tests.pipeline_helpers import (
+    drop_postgres_schemas,
+    open_test_warehouse,
+    pipeline_settings,
+    sync_all,
+    sync_and_build_marts,
+)
 from transforms import ReconciliationSettings, build_marts
 from transforms.dbt import run_tests
 from transforms.marts import MARTS
-from pipelines.sync import sync_merchant
 
 
 def _sync_and_build(sb, tmp_path, destination: str = "duckdb"):
@@ -122,7 +128,7 @@ def test_sandbox_marts_are_the_same_on_duckdb_and_postgres(sandbox_factory, tmp_
 
 
 def _utc(row: tuple) -> tuple:
-    return tuple(v.astimezone(timezone.utc) if hasattr(v, "astimezone") and getattr(v, "tzinfo", None) else v for v in row)
+    return tuple(v.astimezone(UTC) if hasattr(v, "astimezone") and getattr(v, "tzinfo", None) else v for v in row)
 
 
 def _drop(settings) -> None:

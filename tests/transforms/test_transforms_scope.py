@@ -3,7 +3,7 @@ moment, settings parsing, and the settlement calendar."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -106,9 +106,9 @@ def test_settings_from_config_section():
             "as_of": "2024-03-11T09:00:00+05:30",
         }
     )
-    assert (s.payout_tolerance, s.order_tolerance, s.overdue_grace_business_days) == (D("0.05"), D("1"), 2)
+    assert (s.payout_tolerance, s.order_tolerance, s.overdue_grace_business_days) == (D("0.05"), D(1), 2)
     assert s.extra_holidays == (date(2024, 3, 8),)
-    assert s.as_of == datetime(2024, 3, 11, 3, 30, tzinfo=timezone.utc)
+    assert s.as_of == datetime(2024, 3, 11, 3, 30, tzinfo=UTC)
     assert ReconciliationSettings.from_mapping(None) == ReconciliationSettings()
     assert ReconciliationSettings.from_mapping({"as_of": "latest_activity"}).as_of == "latest_activity"
     with pytest.raises(ValueError, match="latest_sync"):
