@@ -40,7 +40,7 @@ def tables_markdown() -> str:
     for mart in MARTS.values():
         out.append(f"### `{mart.name}`")
         out.append("")
-        out.append(f"{_cell(mart.description)} Key: {', '.join(f'`{k}`' for k in mart.key)}.")
+        out.append(f"{_cell(mart.comment)} Key: {', '.join(f'`{k}`' for k in mart.key)}.")
         out.append("")
         out.append("| column | type | meaning |")
         out.append("|---|---|---|")

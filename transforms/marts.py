@@ -30,6 +30,7 @@ class Mart:
     key: tuple[str, ...]
     columns: tuple[MartColumn, ...]
     description: str
+    comment: str = ""  # the description as dbt writes it to the database (with the grain)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -59,8 +60,9 @@ def _load() -> tuple[dict[str, Mart], dict[str, ExceptionType]]:
             columns.append(MartColumn(col["name"], col["data_type"], col["description"]))
             for e in col.get("config", {}).get("meta", {}).get("exception_types", []):
                 exception_types[e["name"]] = ExceptionType(**e)
+        comment = " ".join(model["description"].split())
         marts[model["name"]] = Mart(model["name"], meta["grain"], tuple(meta["key"]), tuple(columns),
-                                    model["description"])
+                                    comment.split(" Grain: ")[0], comment)
     return marts, exception_types
 
 

@@ -5,8 +5,9 @@ them, and one build of every hand-computed case per database, shared by the test
 
 from __future__ import annotations
 
+import itertools
+import os
 import tempfile
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -122,15 +123,27 @@ def duckdb_env(tmp: Path | None = None) -> Env:
     return Env(Warehouse.duckdb(str(folder / "warehouse.duckdb")), "instamojo_raw", "instamojo", folder)
 
 
-def postgres_env() -> Env:
-    suffix = uuid.uuid4().hex[:12]
-    return Env(Warehouse.postgres(PG_DSN), f"tr_{suffix}_raw", f"tr_{suffix}_marts")
+# Postgres schemas are named by this process and a slot, reused once a test dropped them: dbt's
+# parse of the project (seconds) depends on the schema names, and is then done once per slot.
+_SLOTS: set[int] = set()
+
+
+def postgres_env(prefix: str = "tr") -> Env:
+    slot = next(i for i in itertools.count() if i not in _SLOTS)
+    _SLOTS.add(slot)
+    name = f"{prefix}_{os.getpid()}_{slot}"
+    env = Env(Warehouse.postgres(PG_DSN), f"{name}_raw", f"{name}_marts")
+    env.slot = slot
+    for schema in (env.raw, env.marts, env.staging):  # left over by a killed run of this pid
+        env.warehouse.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    return env
 
 
 def drop_env(env: Env) -> None:
     if env.warehouse.dialect == "postgres":
         for schema in (env.raw, env.marts, env.staging):
             env.warehouse.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        _SLOTS.discard(getattr(env, "slot", -1))
     env.warehouse.close()
     if env.tmp is not None and env.tmp.name.startswith("transforms-test-"):
         import shutil

@@ -69,7 +69,7 @@ def test_marts_carry_their_descriptions_as_comments(cases):
             sql = f"SELECT col_description('{env.marts}.{mart.name}'::regclass, {len(mart.columns)})"
             table_sql = f"SELECT obj_description('{env.marts}.{mart.name}'::regclass, 'pg_class')"
         assert env.warehouse.query(sql)[1] == [(column.description,)]
-        assert env.warehouse.query(table_sql)[1] == [(mart.description,)]
+        assert env.warehouse.query(table_sql)[1] == [(mart.comment,)]
 
 
 def test_static_docs_site_is_one_file_with_the_marts_and_their_columns(tmp_path):
