@@ -272,13 +272,13 @@ def build(
 
 
 def run_tests(target: WarehouseTarget, settings: ReconciliationSettings = DEFAULT_SETTINGS, *,
-              work_dir: str | Path | None = None, select: Sequence[str] | None = None) -> list[TestResult]:
+              work_dir: str | Path | None = None, select: Sequence[str] | None = None) -> list[DataTestResult]:
     """Run the project's data tests (the integrity queries: each must return zero rows)."""
     args = ["test", "--vars", json.dumps(dbt_vars(target, settings))]
     if select:
         args += ["--select", *select]
     results = invoke(target, args, work_dir=work_dir, raise_on_failure=False)
-    return [TestResult(r.node.name, str(r.status), int(r.failures or 0), r.message or "") for r in results]
+    return [DataTestResult(r.node.name, str(r.status), int(r.failures or 0), r.message or "") for r in results]
 
 
 def compiled_tests(target: WarehouseTarget, settings: ReconciliationSettings = DEFAULT_SETTINGS, *,
@@ -290,7 +290,7 @@ def compiled_tests(target: WarehouseTarget, settings: ReconciliationSettings = D
 
 
 @dataclass(frozen=True)
-class TestResult:
+class DataTestResult:
     """One dbt test: its name, dbt's status (pass, fail, error) and the offending rows counted."""
 
     name: str
