@@ -41,7 +41,7 @@ def run_transform_step(settings: Settings, *, changed_merchants: Sequence[str] |
         return False, [(f"Transforms FAILED: {redact(f'{exc.__class__.__name__}: {exc}')} "
                         "(a mart whose model failed keeps its previous rows; the merchants stay listed "
                         "for the next run)")]
-    lines = [f"Transforms: marts built in {settings.marts_dataset} ({time.perf_counter() - started:.1f} s)"]
+    lines = [f"Transforms: marts rebuilt in {settings.marts_dataset} ({time.perf_counter() - started:.1f} s)"]
     lines += ["  " + line for line in report.summary_lines()]
     return True, lines
 
