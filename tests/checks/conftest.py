@@ -4,8 +4,6 @@ own that are dropped afterwards) with clean raw data, and a helper that runs the
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ import pytest
 
 from checks import CheckReport, CheckSettings, run_checks
 from tests.checks.checkdata import load_raw
+from tests.transforms import pg_slots
 from transforms import ReconciliationSettings, build_marts
 from transforms.warehouse import Warehouse
 
@@ -61,9 +60,7 @@ def _duckdb_env() -> Env:
 def _postgres_env() -> Env:
     # schemas named by this process and a slot, reused once dropped: dbt parses the project
     # once per set of schema names (seconds), not once per test
-    slot = next(i for i in itertools.count() if i not in _SLOTS)
-    _SLOTS.add(slot)
-    name = f"chk_{os.getpid()}_{slot}"
+    slot, name = pg_slots.take("chk")
     env = Env(Warehouse.postgres(PG_DSN), f"{name}_raw", f"{name}_marts")
     env.slot = slot
     for schema in (env.raw, env.marts, f"{env.marts}_staging"):  # left over by a killed run
@@ -71,14 +68,12 @@ def _postgres_env() -> Env:
     return env
 
 
-_SLOTS: set[int] = set()
-
 
 def _drop(env: Env) -> None:
     if env.warehouse.dialect == "postgres":
         for schema in (env.raw, env.marts, f"{env.marts}_staging"):
             env.warehouse.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        _SLOTS.discard(getattr(env, "slot", -1))
+        pg_slots.give_back(getattr(env, "slot", -1))
     env.warehouse.close()
     path = env.warehouse.duckdb_path
     if path and Path(path).parent.name.startswith("checks-test-"):

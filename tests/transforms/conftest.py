@@ -5,8 +5,6 @@ them, and one build of every hand-computed case per database, shared by the test
 
 from __future__ import annotations
 
-import itertools
-import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.raw_fixtures import create_raw_tables, insert_rows
+from tests.transforms import pg_slots
 from tests.transforms.cases import ALL_SCENARIOS, AS_OF, load_scenarios
 from transforms import BuildReport, ReconciliationSettings, build_marts
 from transforms.marts import MARTS
@@ -123,15 +122,8 @@ def duckdb_env(tmp: Path | None = None) -> Env:
     return Env(Warehouse.duckdb(str(folder / "warehouse.duckdb")), "instamojo_raw", "instamojo", folder)
 
 
-# Postgres schemas are named by this process and a slot, reused once a test dropped them: dbt's
-# parse of the project (seconds) depends on the schema names, and is then done once per slot.
-_SLOTS: set[int] = set()
-
-
 def postgres_env(prefix: str = "tr") -> Env:
-    slot = next(i for i in itertools.count() if i not in _SLOTS)
-    _SLOTS.add(slot)
-    name = f"{prefix}_{os.getpid()}_{slot}"
+    slot, name = pg_slots.take(prefix)  # schemas reused by later tests: dbt parses once per slot
     env = Env(Warehouse.postgres(PG_DSN), f"{name}_raw", f"{name}_marts")
     env.slot = slot
     for schema in (env.raw, env.marts, env.staging):  # left over by a killed run of this pid
@@ -143,7 +135,7 @@ def drop_env(env: Env) -> None:
     if env.warehouse.dialect == "postgres":
         for schema in (env.raw, env.marts, env.staging):
             env.warehouse.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        _SLOTS.discard(getattr(env, "slot", -1))
+        pg_slots.give_back(getattr(env, "slot", -1))
     env.warehouse.close()
     if env.tmp is not None and env.tmp.name.startswith("transforms-test-"):
         import shutil
