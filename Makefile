@@ -16,7 +16,7 @@ override Q := $(value Q)
 export ARGS MERCHANT Q
 RUN := set -f; $(PY)
 
-.PHONY: help venv browser test test-fast demo sync transform check report query sandbox authorize merchants bench bench-sandbox lock clean
+.PHONY: help venv browser test test-fast demo sync transform check report docs query sandbox authorize merchants bench bench-sandbox bench-merchants lock clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,7 +58,7 @@ demo: $(STAMP) ## the whole job against the local sandbox: OAuth → sync → ma
 sync: $(STAMP) ## sync every configured merchant, then build the marts and run the checks (ARGS="--merchants acme")
 	$(RUN) -m pipelines sync $$ARGS
 
-transform: $(STAMP) ## rebuild the reconciliation marts from the raw tables
+transform: $(STAMP) ## build the reconciliation marts with dbt: changed merchants only (ARGS="--full-refresh": all)
 	$(RUN) -m pipelines transform $$ARGS
 
 check: $(STAMP) ## run the data-quality checks (exit 1 on an error-severity failure)
@@ -66,6 +66,9 @@ check: $(STAMP) ## run the data-quality checks (exit 1 on an error-severity fail
 
 report: $(STAMP) ## write the offline HTML reconciliation report, data/report/index.html (ARGS="--merchants acme --from 2024-11-01")
 	$(RUN) -m pipelines report $$ARGS
+
+docs: $(STAMP) ## dbt's documentation of the marts as one offline HTML file: data/dbt-docs/index.html
+	$(RUN) -m transforms.docs --static data/dbt-docs/index.html
 
 query: $(STAMP) ## run SQL on the warehouse: make query Q="SELECT * FROM instamojo.reconciliation_exceptions"
 	@test -n "$$Q" || { echo 'usage: make query Q="SELECT …" [ARGS="--duckdb-path data/demo.duckdb"]' >&2; exit 2; }

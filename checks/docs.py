@@ -24,6 +24,8 @@ DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "checks.md"
 
 def catalogue_markdown() -> str:
     """Markdown: per suite, its table and every expectation with its severity and why."""
+    import tempfile
+
     from checks.raw_suites import variant_expectation
     from checks.runner import plan_checks
     from checks.settings import CheckSettings
@@ -31,15 +33,16 @@ def catalogue_markdown() -> str:
     from transforms import build_marts
     from transforms.warehouse import Warehouse
 
-    warehouse = Warehouse.duckdb()
-    try:
-        warehouse.execute("CREATE SCHEMA instamojo_raw")
-        for table in RAW_TABLES.values():
-            warehouse.execute(table.create_table_sql("instamojo_raw"))
-        build_marts(warehouse)
-        plans = plan_checks(warehouse, settings=CheckSettings(freshness_max_age=dt.timedelta(hours=72)))
-    finally:
-        warehouse.close()
+    with tempfile.TemporaryDirectory(prefix="checks-docs-") as tmp:
+        warehouse = Warehouse.duckdb(f"{tmp}/catalogue.duckdb")  # a file: dbt opens it itself
+        try:
+            warehouse.execute("CREATE SCHEMA instamojo_raw")
+            for table in RAW_TABLES.values():
+                warehouse.execute(table.create_table_sql("instamojo_raw"))
+            build_marts(warehouse, work_dir=tmp)
+            plans = plan_checks(warehouse, settings=CheckSettings(freshness_max_age=dt.timedelta(hours=72)))
+        finally:
+            warehouse.close()
 
     out: list[str] = []
     for spec, plan in plans:

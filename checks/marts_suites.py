@@ -267,6 +267,8 @@ def plan_mart(ctx: PlanContext, name: str) -> SuitePlan:
     select = [c for c in wanted if c in existing]  # a missing one: great-expectations says so
     cols = [quote(c) for c in select] + [f"{expr} AS {quote(alias)}" for expr, alias in derived]
     sql = f"SELECT {', '.join(cols)} FROM {ctx.qualified('marts', name)}"
+    if "merchant" in existing:
+        sql += ctx.merchant_filter()
     order = [quote(c) for c in key if c in existing]
     if order:
         sql += " ORDER BY " + ", ".join(order)
@@ -278,4 +280,5 @@ def _distinct_rows(ctx: PlanContext, table: str, key: tuple[str, ...]) -> int:
     if not ctx.exists("raw", table):
         return 0
     cols = ", ".join(quote(c) for c in key)
-    return int(ctx.scalar(f"SELECT COUNT(*) FROM (SELECT DISTINCT {cols} FROM {ctx.qualified('raw', table)}) d"))
+    return int(ctx.scalar(f"SELECT COUNT(*) FROM (SELECT DISTINCT {cols} FROM {ctx.qualified('raw', table)}"
+                          f"{ctx.merchant_filter()}) d"))

@@ -336,6 +336,7 @@ def plan_raw(ctx: PlanContext, table: Table) -> SuitePlan:
     sql = f"SELECT {', '.join(cols)} FROM {ctx.qualified('raw', table.name)} t"
     if joins:
         sql += " " + " ".join(joins)
+    sql += ctx.merchant_filter("t")
     # a stable row order: offending ids come out the same on every run and backend
     order = [f"t.{quote(c)}" for c in index if c in existing]
     if order:

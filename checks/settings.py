@@ -50,6 +50,8 @@ class CheckSettings:
     required_tables: raw tables that must exist and hold rows (error if not).
     offending_ids_shown: how many offending ids the summary names per failing expectation.
     now: the clock freshness is measured against (`None` = the current time; tests pin it).
+    merchants: judge only these merchants' rows (the ones a sync changed; their marts were
+        rebuilt), `None` = every merchant (a full pass: `make check`, the nightly run).
     """
 
     freshness_max_age: dt.timedelta | None = None
@@ -59,6 +61,7 @@ class CheckSettings:
     required_tables: tuple[str, ...] = DEFAULT_REQUIRED_TABLES
     offending_ids_shown: int = 5
     now: dt.datetime | None = None
+    merchants: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         tol = self.payout_residual_tolerance
@@ -81,6 +84,10 @@ class CheckSettings:
             raise TypeError("checks: suites and required_tables are sequences of names, not one string")
         if self.suites is not None:
             object.__setattr__(self, "suites", tuple(self.suites))
+        if self.merchants is not None:
+            if isinstance(self.merchants, str) or not all(isinstance(m, str) for m in self.merchants):
+                raise TypeError("checks: merchants is a sequence of merchant names")
+            object.__setattr__(self, "merchants", tuple(self.merchants))
         object.__setattr__(self, "required_tables", tuple(self.required_tables))
         if self.docs_dir is not None:
             object.__setattr__(self, "docs_dir", Path(self.docs_dir))

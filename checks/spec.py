@@ -119,6 +119,17 @@ class PlanContext:
     def columns(self, layer: Layer, table: str) -> list[str]:
         return self.tables.get((layer, table), [])
 
+    def merchant_filter(self, alias: str = "") -> str:
+        """` WHERE …` restricting a query to the merchants judged this run (`settings.merchants`;
+        empty when every merchant is judged)."""
+        merchants = self.settings.merchants
+        if merchants is None:
+            return ""
+        column = f"{alias}.merchant" if alias else "merchant"
+        if not merchants:
+            return " WHERE 1 = 0"
+        return f" WHERE {column} IN (" + ", ".join("'" + m.replace("'", "''") + "'" for m in merchants) + ")"
+
 
 @dataclass(frozen=True)
 class SuiteSpec:

@@ -20,7 +20,9 @@ from sources.instamojo.token_store import TokenStoreError
 
 from .config import Settings
 from .upgrade import LegacyStates
-from .warehouse import engine_pipeline, loader_file_format
+from transforms.dbt import note_changed
+
+from .warehouse import engine_pipeline, loader_file_format, warehouse_target
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,7 @@ def sync_merchants(
         run.results.append(_result(name, notes.get(name), states.get(name), step_error))
     if run.load_ok:
         legacy.retire([r.merchant for r in run.results if states.get(r.merchant)])
+        note_changed(warehouse_target(settings), run.changed_merchants)
     run.seconds = time.perf_counter() - started
     return run
 

@@ -178,6 +178,23 @@ def warehouse_target(settings: Settings) -> WarehouseTarget:
 
 # -- the published copy (DuckDB) -----------------------------------------------------------------
 
+
+@contextmanager
+def published_snapshot(settings: Settings) -> Iterator[WarehouseTarget]:
+    """What analysts see, for a reader that opens the database itself (dbt's tests, the checks):
+    for DuckDB a private copy of the published file, named like the working file (so dbt's
+    parsed project, which knows the database by the file's name, fits), removed afterwards;
+    for Postgres the database itself."""
+    if settings.destination != "duckdb":
+        yield warehouse_target(settings)
+        return
+    if not settings.duckdb_path.exists():
+        raise ConfigError(f"no warehouse at {settings.duckdb_path} yet: run `make sync` (or `make demo`) first")
+    with tempfile.TemporaryDirectory(prefix="instamojo-check-") as tmp:
+        copy = Path(tmp) / settings.duckdb_work_path.name
+        shutil.copyfile(settings.duckdb_path, copy)
+        yield WarehouseTarget("duckdb", settings.raw_dataset, settings.marts_dataset, duckdb_path=copy)
+
 _PUBLISHED_MARK = "instamojo_elt_published"
 
 

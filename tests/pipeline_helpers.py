@@ -74,8 +74,9 @@ def drop_postgres_schemas(settings: Settings) -> None:
         return
     wh = Warehouse.postgres(settings.postgres_credentials)
     try:
-        _, rows = wh.query("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
-                           (f"{settings.raw_dataset}%",))
+        # the raw dataset's staging schemas (one per pipeline) and dbt's working schema beside the marts
+        _, rows = wh.query("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s "
+                           "OR schema_name LIKE %s", (f"{settings.raw_dataset}%", f"{settings.marts_dataset}%"))
         for schema in {settings.raw_dataset, settings.marts_dataset, *(r[0] for r in rows)}:
             wh.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:

@@ -1,38 +1,52 @@
-"""Benchmark: how long `build_marts` takes over N synthetic payments in DuckDB.
+"""Benchmark: how long the dbt build of the marts takes over synthetic payments in DuckDB.
 
-The raw tables are generated inside DuckDB (generate_series), not through the API, so generating a
-million payments takes a couple of seconds and the figure measured is the rebuild alone. The data
-is consistent the way a clean sandbox is: fees 2% + ₹3 with 18% GST (rounded to the paisa),
-successful payments paid out on their expected payout date in one payout per merchant and day,
-each order paid by its two nested payments; a rebuild over it yields no exceptions.
+The raw tables are generated inside DuckDB (generate_series), not through the API, so generating
+millions of payments takes seconds and the figures measured are the builds alone. The data is
+consistent the way a clean sandbox is: fees 2% + ₹3 with 18% GST (rounded to the paisa), successful
+payments paid out on their expected payout date in one payout per merchant and day, each order
+paid by its two nested payments; a build over it yields no exceptions.
 
-    python -m transforms.bench 1000000        # prints a JSON report
+Two comparisons, each as the median of interleaved runs (A B A B …; this machine is shared and
+noisy), every run in a fresh Python process on its own copy of the same generated file:
+
+- a full build over 1,000,000 payments (4 merchants, + 500,000 orders and 1,000,000 nested
+  payments): dbt against the runner this project used before dbt (`transforms/build.py` of the
+  last commit that had it, extracted with `git archive` into a temporary folder);
+- over 10,000,000 payments of 1,000 merchants: a full dbt build against an incremental one after
+  1% of the merchants (10) got new raw rows.
+
+    python -m transforms.bench                 # both, prints lines and a JSON report
+    python -m transforms.bench --runs 1 --payments 100000 --incremental-payments 1000000
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sources.instamojo.schema import RAW_TABLES
-from transforms.build import build_marts
 from transforms.calendar import settlement_calendar
-from transforms.settings import ReconciliationSettings
+from transforms.settings import DEFAULT_SETTINGS, ReconciliationSettings
 from transforms.warehouse import Warehouse
 
+REPO = Path(__file__).resolve().parents[1]
 MERCHANTS = 4
 FIRST_DAY = date(2024, 1, 1)
 SPAN_DAYS = 365
 
 
-def generate_raw(warehouse: Warehouse, n_payments: int, *, raw_schema: str = "instamojo_raw",
-                 settings: ReconciliationSettings = ReconciliationSettings()) -> dict[str, int]:
+def generate_raw(warehouse: Warehouse, n_payments: int, *, raw_schema: str = "instamojo_raw", merchants: int = MERCHANTS,
+                 settings: ReconciliationSettings = DEFAULT_SETTINGS) -> dict[str, int]:
     """Fill `raw_schema` (DuckDB) with `n_payments` payments and matching payouts and orders."""
     if warehouse.dialect != "duckdb":
         raise ValueError("the benchmark generates its data with DuckDB's generate_series: pass a DuckDB warehouse")
@@ -52,7 +66,7 @@ def generate_raw(warehouse: Warehouse, n_payments: int, *, raw_schema: str = "in
         + ", ".join(f"(DATE '{d.calendar_date}', DATE '{d.expected_payout_date}')" for d in days)
     )
     # "now" for the data: the last day; payments due after it are still awaiting payout
-    as_of = datetime.combine(FIRST_DAY + timedelta(days=SPAN_DAYS), datetime.min.time(), timezone.utc)
+    as_of = datetime.combine(FIRST_DAY + timedelta(days=SPAN_DAYS), datetime.min.time(), UTC)
     seconds_per_payment = SPAN_DAYS * 86400 / n_payments
 
     w.execute(
@@ -61,7 +75,7 @@ def generate_raw(warehouse: Warehouse, n_payments: int, *, raw_schema: str = "in
         WITH base AS (
             SELECT
                 i,
-                'bench_m' || CAST((i // 2) % {MERCHANTS} AS VARCHAR) AS merchant,
+                'bench_m' || CAST((i // 2) % {merchants} AS VARCHAR) AS merchant,
                 'MOJO' || LPAD(CAST(i AS VARCHAR), 12, '0') AS id,
                 CASE WHEN i % 100 < 90 THEN TRUE WHEN i % 100 < 97 THEN FALSE ELSE NULL END AS status,
                 -- ₹10.00 to ₹99,999.99, spread deterministically
@@ -144,13 +158,147 @@ def generate_raw(warehouse: Warehouse, n_payments: int, *, raw_schema: str = "in
     return counts
 
 
-def rebuild_seconds(n_payments: int, *, path: str | Path | None = None) -> dict[str, Any]:
-    """Generate `n_payments` synthetic payments in a DuckDB file and time `build_marts` over them.
+# -- one timed build, in a process of its own -------------------------------------------------------
 
-    Returns a dict: n_payments, raw row counts, generate_seconds, build_seconds (the figure that
-    matters), per-model seconds, mart rows and the exceptions found (0 on this clean data).
-    The DuckDB file is a temporary one unless `path` is given.
-    """
+
+def _time_dbt(db: Path, work: Path, mode: str, merchants: list[str]) -> dict[str, Any]:
+    from transforms.dbt import build
+
+    target = Warehouse.duckdb(str(db))
+    try:
+        tgt = target.target("instamojo_raw", "instamojo")
+    finally:
+        target.close()
+    started = time.perf_counter()
+    report = build(tgt, full_refresh=mode == "full", changed_merchants=merchants if mode == "incremental" else None,
+                   work_dir=work)
+    return {"seconds": time.perf_counter() - started, "dbt_seconds": report.dbt_seconds,
+            "full_refresh": report.full_refresh, "rebuilt": len(report.rebuilt_merchants or ()),
+            "exceptions": report.exceptions_total,
+            "models": {m.name: round(m.seconds, 3) for m in report.models}}
+
+
+def _child(argv: list[str]) -> int:
+    db, work, mode = argv[:3]
+    merchants = json.loads(argv[3]) if len(argv) > 3 else []
+    print(json.dumps(_time_dbt(Path(db), Path(work), mode, merchants)))
+    return 0
+
+
+def _run_child(kind: str, db: Path, work: Path, mode: str = "full", merchants: list[str] | None = None,
+               pythonpath: Path | None = None) -> dict[str, Any]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(pythonpath or REPO)
+    # the old runner: its own code first on the path, timed around its build_marts alone
+    code = ("import sys; from transforms.bench import _child; raise SystemExit(_child(sys.argv[1:]))"
+            if kind == "dbt" else
+            "import sys, json, time; sys.path.insert(0, sys.argv[-1]); "
+            "from transforms.build import build_marts; from transforms.warehouse import Warehouse; "
+            "w = Warehouse.duckdb(sys.argv[1]); t = time.perf_counter(); r = build_marts(w); "
+            "print(json.dumps({'seconds': time.perf_counter() - t, 'exceptions': r.exceptions_total}))")
+    args = [str(db), str(work), mode, json.dumps(merchants or [])]
+    if kind == "old":
+        args = [str(db), str(pythonpath)]
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=str(pythonpath or REPO),
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{kind} build failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def old_runner_commit() -> str:
+    """The last commit with the runner dbt replaced (transforms/templating.py)."""
+    deleted = subprocess.run(["git", "rev-list", "-1", "HEAD", "--", "transforms/templating.py"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout.strip()
+    return f"{deleted}^"
+
+
+def _extract_old_runner(into: Path) -> Path:
+    commit = old_runner_commit()
+    archive = subprocess.run(["git", "archive", commit, "transforms", "sources"], cwd=REPO, capture_output=True,
+                             check=True).stdout
+    into.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def compare_full(n_payments: int, runs: int, tmp: Path, say) -> dict[str, Any]:
+    """dbt against the old runner: full builds over the same generated file, interleaved."""
+    source = tmp / "full-source.duckdb"
+    w = Warehouse.duckdb(str(source))
+    try:
+        counts = generate_raw(w, n_payments)
+    finally:
+        w.close()
+    old_code = _extract_old_runner(tmp / "old-runner")
+    work = tmp / "dbt-work-full"
+    # one untimed dbt build first: parses the project into the work dir, as a pipeline's
+    # earlier runs have (partial parsing); every timed run is still a full refresh
+    _run_child("dbt", _copy(source, tmp / "warm.duckdb"), work, "full")
+    old_s, dbt_s = [], []
+    for i in range(runs):
+        # the same file name every time: dbt's partial parse keys on the connection, as a
+        # pipeline's runs against its one warehouse file do
+        old = _run_child("old", _copy(source, tmp / "old.duckdb"), work, pythonpath=old_code)
+        new = _run_child("dbt", _copy(source, tmp / "warm.duckdb"), work, "full")
+        old_s.append(old["seconds"])
+        dbt_s.append(new["seconds"])
+        say(f"  run {i + 1}: previous runner {old['seconds']:.1f} s, dbt {new['seconds']:.1f} s "
+            f"(dbt itself {new['dbt_seconds']:.1f} s)")
+    return {"n_payments": n_payments, "raw_rows": counts, "old_runner_commit": old_runner_commit(),
+            "old_seconds": old_s, "dbt_seconds": dbt_s,
+            "old_median": statistics.median(old_s), "dbt_median": statistics.median(dbt_s),
+            "exceptions": new["exceptions"], "model_seconds": new["models"]}
+
+
+def compare_incremental(n_payments: int, n_merchants: int, runs: int, tmp: Path, say) -> dict[str, Any]:
+    """A full dbt build against an incremental one after 1% of the merchants changed."""
+    db = tmp / "incremental.duckdb"
+    w = Warehouse.duckdb(str(db))
+    try:
+        counts = generate_raw(w, n_payments, merchants=n_merchants)
+    finally:
+        w.close()
+    work = tmp / "dbt-work-incremental"
+    changed_count = max(1, n_merchants // 100)
+    full_s, incr_s = [], []
+    _run_child("dbt", db, work, "full")  # the marts exist before the first timed pair
+    for i in range(runs):
+        full = _run_child("dbt", db, work, "full")
+        # new raw rows for 1% of the merchants: a payment each, synced now
+        changed = [f"bench_m{(i * 37 + k * 97) % n_merchants}" for k in range(changed_count)]
+        w = Warehouse.duckdb(str(db))
+        try:
+            for m in changed:
+                w.execute(
+                    "INSERT INTO instamojo_raw.payments (merchant, id, status, currency, amount, fees, total_taxes, "
+                    "created_at, updated_at, _synced_at) VALUES (?, ?, TRUE, 'INR', 1000.00, 23.00, 4.14, "
+                    "TIMESTAMPTZ '2024-12-30 10:00:00+00', TIMESTAMPTZ '2024-12-30 10:00:00+00', "
+                    "TIMESTAMPTZ '2024-12-31 00:00:00+00')", (m, f"BENCH-{i}-{m}"))
+        finally:
+            w.close()
+        incr = _run_child("dbt", db, work, "incremental", changed)
+        assert incr["rebuilt"] == len(changed) and not incr["full_refresh"], incr
+        full_s.append(full["seconds"])
+        incr_s.append(incr["seconds"])
+        say(f"  run {i + 1}: full {full['seconds']:.1f} s, incremental ({len(changed)} merchants) {incr['seconds']:.1f} s")
+    return {"n_payments": n_payments, "merchants": n_merchants, "changed_merchants": changed_count,
+            "raw_rows": counts, "full_seconds": full_s, "incremental_seconds": incr_s,
+            "full_median": statistics.median(full_s), "incremental_median": statistics.median(incr_s),
+            "incremental_model_seconds": incr["models"]}
+
+
+def rebuild_seconds(n_payments: int, *, path: str | Path | None = None) -> dict[str, Any]:
+    """One full dbt build over `n_payments` synthetic payments (for `make bench`'s one line):
+    n_payments, raw row counts, generate_seconds, build_seconds, publish_seconds (0: dbt commits
+    each mart as it builds it), per-model seconds, mart rows, exceptions (none on this data)."""
+    from transforms.dbt import build
+
     with tempfile.TemporaryDirectory(prefix="transforms-bench-") as tmp:
         db_path = Path(path) if path else Path(tmp) / "bench.duckdb"
         warehouse = Warehouse.duckdb(str(db_path))
@@ -158,15 +306,16 @@ def rebuild_seconds(n_payments: int, *, path: str | Path | None = None) -> dict[
             started = time.perf_counter()
             counts = generate_raw(warehouse, n_payments)
             generate_seconds = time.perf_counter() - started
-            report = build_marts(warehouse)
+            target = warehouse.target("instamojo_raw", "instamojo")
         finally:
             warehouse.close()
+        report = build(target, full_refresh=True, work_dir=tmp)
     return {
         "n_payments": n_payments,
         "raw_rows": counts,
         "generate_seconds": round(generate_seconds, 3),
         "build_seconds": round(report.seconds, 3),
-        "publish_seconds": round(report.publish_seconds, 3),
+        "publish_seconds": 0.0,
         "model_seconds": {m.name: round(m.seconds, 3) for m in report.models},
         "mart_rows": report.mart_rows,
         "exceptions": report.exceptions_by_type,
@@ -174,13 +323,37 @@ def rebuild_seconds(n_payments: int, *, path: str | Path | None = None) -> dict[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Time a rebuild of the reconciliation marts over synthetic data (DuckDB).")
-    parser.add_argument("n_payments", type=int, nargs="?", default=1_000_000)
-    parser.add_argument("--path", help="keep the DuckDB file here instead of a temporary one")
+    parser = argparse.ArgumentParser(description="Time dbt builds of the reconciliation marts over synthetic data (DuckDB).")
+    parser.add_argument("--payments", type=int, default=1_000_000, help="payments of the full-build comparison")
+    parser.add_argument("--incremental-payments", type=int, default=10_000_000)
+    parser.add_argument("--merchants", type=int, default=1_000, help="merchants of the incremental comparison")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved pairs of the full-build comparison (medians)")
+    parser.add_argument("--incremental-runs", type=int, default=3, help="interleaved pairs of the incremental one")
+    parser.add_argument("--skip-full", action="store_true")
+    parser.add_argument("--skip-incremental", action="store_true")
+    parser.add_argument("--output", help="also write the JSON report here")
     args = parser.parse_args(argv)
-    result = rebuild_seconds(args.n_payments, path=args.path)
-    json.dump(result, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="transforms-bench-") as tmp:
+        if not args.skip_full:
+            say(f"full build over {args.payments:,} payments: previous runner vs dbt ({args.runs} interleaved pairs)")
+            full = result["full"] = compare_full(args.payments, args.runs, Path(tmp), say)
+            say(f"full build, median: previous runner {full['old_median']:.1f} s, dbt {full['dbt_median']:.1f} s")
+        if not args.skip_incremental:
+            say(f"over {args.incremental_payments:,} payments of {args.merchants:,} merchants: full vs incremental "
+                f"after 1% of the merchants changed ({args.incremental_runs} interleaved pairs)")
+            inc = result["incremental"] = compare_incremental(args.incremental_payments, args.merchants, args.incremental_runs,
+                                                              Path(tmp), say)
+            say(f"median: full {inc['full_median']:.1f} s, incremental {inc['incremental_median']:.1f} s "
+                f"= {100 * inc['incremental_median'] / inc['full_median']:.0f}% of the full build (aim ≤ 10%)")
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
     return 0
 
 

@@ -3,7 +3,8 @@
 Generated in Python from the `holidays` package (SQL has no holiday calendar) and written as a
 table the SQL models join on, so the settlement rule is one equi-join, not a loop per payment.
 
-The rule (DESIGN.md, docs/api-behaviour.md): a payment's expected payout date is the N-th
+The rule (docs/marts.md, "The settlement rule"; the sandbox implements the same,
+docs/api-behaviour.md): a payment's expected payout date is the N-th
 business day (N = 3, "T+3") *strictly after* the payment's date in Asia/Kolkata; a business day is
 Monday–Friday and not a holiday of `holidays.India` (national calendar).
 """
@@ -16,7 +17,7 @@ from functools import lru_cache
 
 import holidays
 
-from transforms.settings import ReconciliationSettings
+from transforms.settings import DEFAULT_SETTINGS, ReconciliationSettings
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,6 @@ def settlement_calendar(first: date, last: date, settings: ReconciliationSetting
     return rows
 
 
-def expected_payout_date(payment_date: date, settings: ReconciliationSettings = ReconciliationSettings()) -> date:
+def expected_payout_date(payment_date: date, settings: ReconciliationSettings = DEFAULT_SETTINGS) -> date:
     """The expected payout date of a payment made on `payment_date` (Asia/Kolkata)."""
     return settlement_calendar(payment_date, payment_date, settings)[0].expected_payout_date

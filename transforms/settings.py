@@ -7,12 +7,14 @@ section into settings and rejects anything it does not know, naming the key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 
-# Instamojo settles in India: business days are counted in Asia/Kolkata (DESIGN.md, domain facts).
+# Instamojo is an Indian payment gateway and settles to Indian bank accounts: business days are
+# counted in Asia/Kolkata, not UTC (docs/marts.md, "The settlement rule").
 SETTLEMENT_TIMEZONE = "Asia/Kolkata"
 
 _PAISA = Decimal("0.01")
@@ -77,7 +79,7 @@ class ReconciliationSettings:
             raise ValueError(f"transforms.as_of must be a timezone-aware datetime, got {self.as_of!r}")
 
     @classmethod
-    def from_mapping(cls, config: Mapping[str, Any] | None) -> "ReconciliationSettings":
+    def from_mapping(cls, config: Mapping[str, Any] | None) -> ReconciliationSettings:
         """Settings from a config section such as `.dlt/config.toml`'s `[transforms]`.
 
         Tolerances must be strings ("0.00") or integers: a TOML float (0.01) is rejected, since a
@@ -109,7 +111,7 @@ class ReconciliationSettings:
 
 
     @classmethod
-    def from_dlt_config(cls, section: str = "transforms") -> "ReconciliationSettings":
+    def from_dlt_config(cls, section: str = "transforms") -> ReconciliationSettings:
         """Settings from dlt's configuration: `.dlt/config.toml` section `[transforms]`, each key
         overridable by an environment variable (`TRANSFORMS__PAYOUT_TOLERANCE=0.05`), which a
         plain `dlt.config.get("transforms")` would not see."""
@@ -165,4 +167,8 @@ def _to_datetime(key: str, value: Any) -> datetime:
             raise ValueError(f"transforms.{key}: {value!r} is not an ISO date-time") from None
     if parsed.tzinfo is None:
         raise ValueError(f"transforms.{key}: {value!r} needs a UTC offset, e.g. 2024-01-31T18:00:00+05:30")
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
+
+
+# the defaults, for function signatures
+DEFAULT_SETTINGS = ReconciliationSettings()

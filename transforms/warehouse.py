@@ -7,12 +7,23 @@ the connection was opened: `make sync` hands them the dlt pipeline's own destina
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 Dialect = Literal["duckdb", "postgres"]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_identifier(kind: str, name: str) -> str:
+    """Schema and table names are interpolated into SQL: accept plain identifiers only."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name) or len(name) > 63:
+        raise ValueError(f"{kind} {name!r} is not a plain SQL identifier (letters, digits, _; max 63)")
+    return name
 
 
 @dataclass(frozen=True)
@@ -32,26 +43,41 @@ class WarehouseTarget:
 class Warehouse:
     """A DuckDB or Postgres connection plus the one fact SQL needs about it: its dialect."""
 
-    def __init__(self, connection: Any, dialect: Dialect | None = None) -> None:
+    def __init__(self, connection: Any, dialect: Dialect | None = None, *, duckdb_path: str | None = None,
+                 postgres_dsn: str | None = None) -> None:
         self.connection = connection
         self.dialect: Dialect = dialect or _detect_dialect(connection)
         self._in_transaction = False
+        # where it was opened, so a client that connects on its own (dbt) can open the same
+        self.duckdb_path = duckdb_path
+        self._postgres_dsn = postgres_dsn
 
     @classmethod
-    def duckdb(cls, path: str = ":memory:") -> "Warehouse":
+    def duckdb(cls, path: str = ":memory:") -> Warehouse:
         """Open a DuckDB file (or an in-memory database)."""
         import duckdb
 
-        return cls(duckdb.connect(path), "duckdb")
+        return cls(duckdb.connect(path), "duckdb", duckdb_path=None if path.startswith(":memory:") else path)
 
     @classmethod
-    def postgres(cls, dsn: str) -> "Warehouse":
+    def postgres(cls, dsn: str) -> Warehouse:
         """Open a Postgres database from a libpq DSN, e.g. `postgresql://postgres@127.0.0.1/test`."""
         import psycopg2
 
         conn = psycopg2.connect(dsn)
         conn.autocommit = True  # explicit transactions only, through `transaction()`
-        return cls(conn, "postgres")
+        return cls(conn, "postgres", postgres_dsn=dsn)
+
+    def target(self, raw_schema: str, marts_schema: str) -> WarehouseTarget:
+        """Where this warehouse is, for clients that connect on their own (dbt). Only for a
+        warehouse opened by `duckdb(path)` on a file or by `postgres(dsn)`."""
+        if self.dialect == "duckdb":
+            if not self.duckdb_path:
+                raise ValueError("dbt opens the DuckDB file itself: open the warehouse on a file, not in memory")
+            return WarehouseTarget("duckdb", raw_schema, marts_schema, duckdb_path=Path(self.duckdb_path).resolve())
+        if not self._postgres_dsn:
+            raise ValueError("this Postgres warehouse was not opened from a DSN")
+        return WarehouseTarget("postgres", raw_schema, marts_schema, postgres_dsn=self._postgres_dsn)
 
     def _cursor(self) -> Any:
         # duckdb's `connection.cursor()` opens a *second* connection with its own transaction,
@@ -87,7 +113,7 @@ class Warehouse:
         return "?" if self.dialect == "duckdb" else "%s"
 
     @contextmanager
-    def transaction(self) -> Iterator["Warehouse"]:
+    def transaction(self) -> Iterator[Warehouse]:
         """All statements inside commit together or not at all (DDL included: both DuckDB and
         Postgres have transactional DDL), so readers see the old state or the new, never half."""
         if self._in_transaction:
@@ -104,6 +130,15 @@ class Warehouse:
             self.execute("COMMIT")
         finally:
             self._in_transaction = False
+
+    def insert_many(self, table: str, width: int, rows: Iterable[Sequence[Any]], batch: int = 1000) -> None:
+        """Insert rows of `width` values into `table` (a trusted name), in batches."""
+        rows = list(rows)
+        one = "(" + ", ".join([self.placeholder] * width) + ")"
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            params = [v for row in chunk for v in row]
+            self.execute(f"INSERT INTO {table} VALUES " + ", ".join([one] * len(chunk)), params)
 
     def table_exists(self, schema: str, table: str) -> bool:
         _, rows = self.query(

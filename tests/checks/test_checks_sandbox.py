@@ -15,6 +15,7 @@ import pytest
 from checks import CheckSettings, run_checks
 from instamojo_sandbox import SandboxConfig
 from tests.pipeline_helpers import drop_postgres_schemas, sync_and_build_marts
+from transforms.warehouse import Warehouse
 
 
 def _sync_and_build(sb, tmp_path, destination: str = "duckdb"):
@@ -112,6 +113,12 @@ def test_clean_sandbox_passes_every_suite_on_postgres(sandbox_factory, tmp_path)
     finally:
         warehouse.close()
         drop_postgres_schemas(settings)
+        # and dbt's working schema (staging and intermediate tables) beside the marts
+        wh = Warehouse.postgres(settings.postgres_credentials)
+        try:
+            wh.execute(f"DROP SCHEMA IF EXISTS {settings.marts_dataset}_staging CASCADE")
+        finally:
+            wh.close()
 
 
 @pytest.mark.slow

@@ -1,11 +1,13 @@
-"""The check step as `make check` runs it: great-expectations suites plus the transforms'
-integrity queries, on a warehouse built by hand so each failure is exact."""
+"""The check step as `make check` runs it: great-expectations suites plus the dbt project's data
+tests (the integrity queries), on a warehouse built by hand so each failure is exact."""
 
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
 
 import duckdb
+import pytest
 
 from pipelines.config import Settings
 from pipelines.steps import run_check_step, run_transform_step
@@ -19,7 +21,10 @@ def settings_for(tmp_path) -> Settings:
                     pipelines_dir=tmp_path / "pipelines")
 
 
-def build(tmp_path, *, broken: bool) -> Settings:
+@pytest.fixture(scope="module")
+def clean_file(tmp_path_factory):
+    """The warehouse built once by the transform step (dbt), for each test to copy."""
+    tmp_path = tmp_path_factory.mktemp("check-step")
     settings = settings_for(tmp_path)
     settings.duckdb_work_path.parent.mkdir(parents=True)
     conn = duckdb.connect(str(settings.duckdb_work_path))
@@ -39,25 +44,49 @@ def build(tmp_path, *, broken: bool) -> Settings:
     conn.close()
     ok, lines = run_transform_step(settings, as_of="latest_activity")
     assert ok, lines
-    if broken:
-        # a mart row the raw data does not have: a total that no longer matches, a key twice
-        conn = duckdb.connect(str(settings.duckdb_work_path))
-        conn.execute("INSERT INTO instamojo.payments_reconciled SELECT * FROM instamojo.payments_reconciled")
-        conn.close()
-    publish(settings)  # the checks judge what analysts see
-    return settings
+    publish(settings)  # the checks judge what analysts see: the published copy
+    return settings.duckdb_path
 
 
-def test_clean_warehouse_passes_suites_and_integrity(tmp_path, monkeypatch):
+@pytest.fixture
+def build(clean_file, tmp_path):
+    def make(*, broken: bool) -> Settings:
+        settings = settings_for(tmp_path)
+        shutil.copyfile(clean_file, settings.duckdb_path)
+        if broken:
+            # a mart row the raw data does not have: a total that no longer matches, a key twice
+            conn = duckdb.connect(str(settings.duckdb_path))
+            conn.execute("INSERT INTO instamojo.payments_reconciled SELECT * FROM instamojo.payments_reconciled")
+            conn.close()
+        return settings
+
+    return make
+
+
+def test_clean_warehouse_passes_suites_and_integrity(build, monkeypatch):
     monkeypatch.setenv("CHECKS__FRESHNESS_MAX_AGE_HOURS", "0")
-    ok, lines = run_check_step(build(tmp_path, broken=False))
+    ok, lines = run_check_step(build(broken=False))
     assert ok, "\n".join(lines)
-    assert any("integrity queries: all" in line for line in lines)
+    assert any("integrity tests (dbt): all" in line for line in lines)
 
 
-def test_a_broken_mart_fails_the_integrity_queries(tmp_path, monkeypatch):
+def test_a_broken_mart_fails_the_integrity_queries(build, monkeypatch):
     monkeypatch.setenv("CHECKS__FRESHNESS_MAX_AGE_HOURS", "0")
-    ok, lines = run_check_step(build(tmp_path, broken=True))
+    ok, lines = run_check_step(build(broken=True))
     assert not ok
-    assert "integrity queries: FAILED" in lines
-    assert any("integrity FAILED" in line for line in lines)
+    assert "integrity tests (dbt): FAILED" in lines
+    failed = {line.split()[2].rstrip(":") for line in lines if "integrity FAILED" in line}
+    # the copied row: a key twice, totals that no longer equal the raw ones, a payment counted twice
+    assert failed == {"one_row_per_key__payments_reconciled", "payments_total_equals_raw", "no_payment_in_two_payouts"}
+
+
+def test_the_suites_judge_only_the_merchants_given(build, monkeypatch):
+    """A sync's check step judges the merchants it changed: a broken mart row of another
+    merchant is not its business (the full pass, `make check`, finds it)."""
+    monkeypatch.setenv("CHECKS__FRESHNESS_MAX_AGE_HOURS", "0")
+    settings = build(broken=True)  # merchant m1's payment twice
+    _, lines = run_check_step(settings, changed_merchants=["m2"], suites=["marts"])
+    text = "\n".join(lines)
+    assert "ERROR instamojo.payments_reconciled" not in text
+    ok_full, lines_full = run_check_step(settings, suites=["marts"])
+    assert not ok_full and "ERROR instamojo.payments_reconciled" in "\n".join(lines_full)

@@ -16,6 +16,9 @@ DuckDB-vs-Postgres comparison loads all of them at once (one merchant each).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
+
 from tests.transforms.rawdata import ist, order, order_payment, payment, payout
 
 
@@ -229,3 +232,104 @@ ALL_CASES = (
     order_overpaid,
     amount_not_a_number,
 )
+
+
+# -- one warehouse for every hand-computed case ---------------------------------------------------
+# dbt takes seconds per build, so the cases share one build: each scenario is its own merchant,
+# and "now" for its overdue checks is its own latest sync (as_of = "latest_sync"), set below.
+
+# the default "now" of hand-computed cases: far enough after their payments that none awaits
+AS_OF = ist(2024, 12, 31, 12, 0)
+RAW_WITH_SYNC_TIME = ("payments", "payouts", "orders", "order_payments")
+
+
+def synced_at(env, m: str, at, where: str = "1 = 1", tables=RAW_WITH_SYNC_TIME) -> None:
+    """Stamp merchant `m`'s raw rows (matching `where`) as fetched at `at`."""
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
+    for table in tables:
+        env.sql(f"UPDATE {{raw}}.{table} SET _synced_at = TIMESTAMPTZ '{stamp}' WHERE merchant = '{m}' AND {where}")
+
+
+def _order_status_lagging(env, m):
+    orders_and_statuses(env, m)
+    env.sql(f"UPDATE {{raw}}.orders SET order_status = 'Pending' WHERE merchant = '{m}' AND id = 'O1'")
+
+
+def _payout_and_order_not_numbers(env, m):
+    payout_residual(env, m)
+    add_variant_column(env, "payouts", "paid_amount")
+    env.sql(f"UPDATE {{raw}}.payouts SET paid_amount = NULL, paid_amount__v_text = 'twelve' WHERE merchant = '{m}' AND id = 'K'")
+    env.insert("orders", {"id": "O9", "amount": None, "order_status": "Fully Paid", "created_at": ist(2024, 3, 4), "merchant": m})
+
+
+def _failed_payment_in_payout(env, m):
+    orders_and_statuses(env, m)
+    env.sql(f"UPDATE {{raw}}.payments SET payout_id = 'F' WHERE merchant = '{m}' AND id = 'P12'")
+
+
+def _duplicates(env, m):
+    held_then_released(env, m)
+    # a copy of P1 the source failed to merge: the one updated last wins
+    row = env.warehouse.query_dicts(f"SELECT * FROM {env.raw}.payments WHERE merchant = '{m}' AND id = 'P1'")[0]
+    row = {k: v for k, v in row.items() if not k.endswith("__v_text")}
+    env.insert("payments", {**row, "payout_id": "B", "updated_at": ist(2024, 3, 3)})
+    # P2 listed by two orders
+    env.insert("orders", {"id": "O7", "amount": Decimal("500.00"), "order_status": "Fully Paid", "created_at": ist(2024, 3, 5), "merchant": m},
+               {"id": "O8", "amount": Decimal("500.00"), "order_status": "Fully Paid", "created_at": ist(2024, 3, 5), "merchant": m})
+    env.insert("order_payments", {"order_id": "O7", "payment_id": "P2", "amount": Decimal("500.00"), "status": "Success", "merchant": m},
+               {"order_id": "O8", "payment_id": "P2", "amount": Decimal("500.00"), "status": "Success", "merchant": m})
+
+
+def _payouts_without_payments(env, m):
+    held_then_released(env, m)
+    env.sql(f"DELETE FROM {{raw}}.payments WHERE merchant = '{m}'")
+
+
+# merchant → (loader, its "now"); a loader stamps nothing itself
+SCENARIOS = {
+    "held": (held_then_released, AS_OF),
+    "refund": (refund_after_payout, AS_OF),
+    "friday_0306": (friday_late_evening, ist(2024, 3, 6, 9, 0)),
+    "friday_0308": (friday_late_evening, ist(2024, 3, 8, 9, 0)),
+    "holidays": (before_holidays, ist(2024, 8, 20, 18, 0)),
+    "orders": (orders_and_statuses, AS_OF),
+    "overdue_0308": (overdue_and_late, ist(2024, 3, 8, 20, 0)),  # Fri: the last day of grace
+    "overdue_0311": (overdue_and_late, ist(2024, 3, 11, 9, 0)),  # Mon: grace over
+    "orphan": (orphan_payment, AS_OF),
+    "residual": (payout_residual, AS_OF),
+    "missing": (payout_payments_missing, AS_OF),
+    "short": (order_fully_paid_short, AS_OF),
+    "lagging": (_order_status_lagging, AS_OF),
+    "overpaid": (order_overpaid, AS_OF),
+    "nan": (amount_not_a_number, AS_OF),
+    "payout_order_nan": (_payout_and_order_not_numbers, AS_OF),
+    "failed_in_payout": (_failed_payment_in_payout, AS_OF),
+    "no_payments": (_payouts_without_payments, AS_OF),
+}
+# raw copies break the raw-vs-mart totals on purpose: loaded apart from the others (`variants`)
+SCENARIOS_APART = {"duplicates": (_duplicates, AS_OF)}
+
+
+def load_scenarios(env, names=None) -> None:
+    """Load the scenarios (all by default) into `env`'s raw tables, one merchant each, plus the
+    `_synced_at` ones: "sync_0308" (every row fetched Fri 03-08 19:30 IST), "sync_0311" (the same,
+    but P16 fetched again on Mon 03-11 00:30 IST) and "activity_2030" (fetched in 2030, its last
+    activity payout G on Tue 03-12)."""
+    for m in names or SCENARIOS:
+        if m in SCENARIOS or m in SCENARIOS_APART:
+            loader, now = {**SCENARIOS, **SCENARIOS_APART}[m]
+            loader(env, m)
+            synced_at(env, m, now)
+        elif m in ("sync_0308", "sync_0311"):
+            overdue_and_late(env, m)
+            synced_at(env, m, datetime(2024, 3, 8, 14, 0, tzinfo=UTC))
+            if m == "sync_0311":
+                synced_at(env, m, datetime(2024, 3, 10, 19, 0, tzinfo=UTC), "id = 'P16'", ("payments",))
+        elif m == "activity_2030":
+            overdue_and_late(env, m)
+            synced_at(env, m, datetime(2030, 1, 1, tzinfo=UTC))
+        else:
+            raise KeyError(m)
+
+
+ALL_SCENARIOS = (*SCENARIOS, "sync_0308", "sync_0311", "activity_2030")

@@ -1,155 +1,134 @@
-"""Rebuilds are atomic for readers: a reader on a second connection, querying while a rebuild is
-paused half-way through replacing the marts, sees the old marts or the new ones, never a mix; a
-rebuild that fails half-way leaves the old marts as they were."""
+"""What a reader on a second connection sees while dbt rebuilds the marts (docs/marts.md,
+"Readers during a build"): every mart changes in one transaction of its own, so a reader sees each
+mart whole, old or new; it never sees a merchant's old rows deleted without the new ones. Marts
+change one after another, so during a run some may already hold the new rows and others not yet.
+A model that fails leaves its mart as it was, and the next run rebuilds the same merchants."""
 
 from __future__ import annotations
 
+import re
 import threading
-import uuid
 
-import duckdb
-import psycopg2
 import pytest
 
-from tests.raw_fixtures import create_raw_tables
 from tests.transforms import cases
-from tests.transforms.conftest import PG_DSN, Env, drop_env
-from transforms import ReconciliationSettings, build_marts
-from transforms.warehouse import Warehouse
+from tests.transforms.conftest import DIALECTS, drop_env, new_env
+from transforms import DbtFailed, ReconciliationSettings
+from transforms.dbt import build
 
-# one statement, so the reader's view of several marts is a single snapshot
-READER_SQL = (
-    "SELECT (SELECT COUNT(*) FROM {m}.payments_reconciled), (SELECT COUNT(*) FROM {m}.payout_reconciliation), "
-    "(SELECT COUNT(*) FROM {m}.order_reconciliation), (SELECT COUNT(*) FROM {m}.daily_settlement_summary)"
-)
 SETTINGS = ReconciliationSettings(as_of=cases.ist(2024, 3, 31))
+MARTS_READ = ("order_reconciliation", "payments_reconciled", "payout_reconciliation", "daily_settlement_summary")
 
 
-class PausingWarehouse(Warehouse):
-    """Runs statements like Warehouse, but stops after the first one starting with `pause_after`
-    until told to resume (or raises there, to make the build fail half-way)."""
+class StopBeforeInsert:
+    """A dbt callback: when the run is about to insert the rebuilt rows into `model` (its
+    DELETE of them already ran, in the same transaction), wait until told to go on, or fail."""
 
-    def __init__(self, inner: Warehouse, pause_after: str, *, fail: bool = False) -> None:
-        super().__init__(inner.connection, inner.dialect)
-        self.pause_after = pause_after
-        self.fail = fail
-        self.paused = threading.Event()
-        self.resume = threading.Event()
+    def __init__(self, model: str, *, fail: bool = False) -> None:
+        self.model, self.fail = model, fail
+        self.reached, self.go_on = threading.Event(), threading.Event()
 
-    def execute(self, sql, params=None):
-        super().execute(sql, params)
-        if sql.startswith(self.pause_after) and not self.paused.is_set():
-            self.paused.set()
+    def __call__(self, msg) -> None:
+        if msg.info.name != "SQLQuery" or self.reached.is_set():
+            return
+        sql = re.sub(r"^\s*/\*.*?\*/\s*", "", msg.data.sql, flags=re.DOTALL)  # dbt's query comment
+        if msg.data.node_info.node_name == self.model and sql.lower().startswith("insert into"):
+            self.reached.set()
             if self.fail:
-                raise RuntimeError("simulated failure half-way through publishing the marts")
-            if not self.resume.wait(60):
-                raise RuntimeError("the test never resumed the build")
+                raise RuntimeError("simulated failure in the middle of a mart's rebuild")
+            if not self.go_on.wait(120):
+                raise RuntimeError("the test never let the build go on")
 
 
-def _load_old_and_build(env: Env) -> None:
-    create_raw_tables(env.warehouse.connection, env.raw)
+def _old_state(env):
+    """m1 and m2 built; then m2 gets more raw rows (its payouts R and an order O4)."""
+    env.create_raw()
     cases.orders_and_statuses(env, "m1")
-    build_marts(env.warehouse, raw_schema=env.raw, marts_schema=env.marts, settings=SETTINGS)
-    # new raw data for the next build: another merchant with more of everything
     cases.held_then_released(env, "m2")
+    build(_target(env), SETTINGS)
     cases.order_overpaid(env, "m2")
 
 
-def _state(conn_query) -> tuple:
-    return tuple(int(v) for v in conn_query())
+def _target(env):
+    return env.warehouse.target(env.raw, env.marts)
 
 
-def _run_reader_during_paused_rebuild(env: Env, reader) -> tuple[tuple, tuple, tuple, list]:
-    """Old state, what the reader saw mid-rebuild, new state, errors in either thread."""
-    old = reader()
-    writer = PausingWarehouse(env.warehouse, f"INSERT INTO {env.marts}.payout_reconciliation")
-    errors: list[BaseException] = []
-
-    def build():
-        try:
-            build_marts(writer, raw_schema=env.raw, marts_schema=env.marts, settings=SETTINGS)
-        except BaseException as exc:  # reported by the test
-            errors.append(exc)
-
-    seen: list[tuple] = []
-
-    def read():
-        try:
-            seen.append(reader())
-        except BaseException as exc:
-            errors.append(exc)
-
-    build_thread = threading.Thread(target=build)
-    build_thread.start()
-    assert writer.paused.wait(60), f"the build never reached the publish step: {errors}"
-    # payments_reconciled and payout_reconciliation are replaced (uncommitted), the rest are not
-    read_thread = threading.Thread(target=read)
-    read_thread.start()
-    read_thread.join(timeout=1)  # DuckDB answers at once; Postgres waits for the writer's locks
-    writer.resume.set()
-    build_thread.join(60)
-    read_thread.join(60)
-    return old, (seen[0] if seen else None), reader(), errors
+def _counts(reader, env) -> dict[str, int]:
+    return {m: int(reader.query(f"SELECT COUNT(*) FROM {env.marts}.{m}")[1][0][0]) for m in MARTS_READ}
 
 
-def test_duckdb_reader_sees_old_marts_during_a_rebuild(tmp_path):
-    path = str(tmp_path / "warehouse.duckdb")
-    env = Env(Warehouse.duckdb(path), "instamojo_raw", "instamojo")
-    reader_conn = duckdb.connect(path)  # a second connection to the same database
+def _reader(env):
+    from transforms.warehouse import Warehouse
+
+    if env.warehouse.dialect == "duckdb":
+        return Warehouse.duckdb(env.warehouse.duckdb_path)  # another connection, same database
+    return Warehouse.postgres(env.warehouse._postgres_dsn)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_reader_sees_every_mart_whole_during_a_build(dialect):
+    env = new_env(dialect)
+    reader = None
     try:
-        _load_old_and_build(env)
-        old, seen, new, errors = _run_reader_during_paused_rebuild(
-            env, lambda: _state(lambda: reader_conn.execute(READER_SQL.format(m=env.marts)).fetchone())
-        )
+        _old_state(env)
+        reader = _reader(env)
+        old = _counts(reader, env)
+        old_m2_payouts = reader.query(
+            f"SELECT payout_id FROM {env.marts}.payout_reconciliation WHERE merchant = 'm2' ORDER BY 1")[1]
+        stop = StopBeforeInsert("payout_reconciliation")
+        errors: list[BaseException] = []
+
+        def run():
+            try:
+                build(_target(env), SETTINGS, changed_merchants=["m2"], callbacks=[stop])
+            except BaseException as exc:  # noqa: BLE001  (reported by the test)
+                errors.append(exc)
+
+        writer = threading.Thread(target=run)
+        writer.start()
+        assert stop.reached.wait(120), f"the build never reached payout_reconciliation: {errors}"
+        try:
+            # payout_reconciliation: m2's rows deleted, not yet committed → still the old ones
+            during = _counts(reader, env)
+            m2_payouts = reader.query(
+                f"SELECT payout_id FROM {env.marts}.payout_reconciliation WHERE merchant = 'm2' ORDER BY 1")[1]
+        finally:
+            stop.go_on.set()
+            writer.join(180)
         assert errors == []
+        new = _counts(reader, env)
         assert old != new
-        assert seen == old  # not the new payments with the old orders
+        assert m2_payouts == old_m2_payouts == [("A",), ("B",)]
+        assert during["payout_reconciliation"] == old["payout_reconciliation"]
+        # the marts built before it are already new (each committed on its own), the later ones old
+        assert during["payments_reconciled"] == new["payments_reconciled"]
+        assert during["daily_settlement_summary"] == old["daily_settlement_summary"] or (
+            old["daily_settlement_summary"] == new["daily_settlement_summary"])
+        for mart in MARTS_READ:
+            assert during[mart] in (old[mart], new[mart]), mart
     finally:
-        reader_conn.close()
-        env.warehouse.close()
-
-
-@pytest.mark.postgres
-def test_postgres_reader_sees_old_or_new_marts_during_a_rebuild():
-    suffix = uuid.uuid4().hex[:12]
-    env = Env(Warehouse.postgres(PG_DSN), f"tr_{suffix}_raw", f"tr_{suffix}_marts")
-    reader_conn = psycopg2.connect(PG_DSN)
-    reader_conn.autocommit = True
-
-    def reader():
-        with reader_conn.cursor() as cur:
-            cur.execute(READER_SQL.format(m=env.marts))
-            return _state(cur.fetchone)
-
-    try:
-        _load_old_and_build(env)
-        old, seen, new, errors = _run_reader_during_paused_rebuild(env, reader)
-        assert errors == []  # in particular no "relation does not exist" for the reader
-        assert old != new
-        # DROP TABLE holds an exclusive lock until commit: the reader waits, then reads the new marts
-        assert seen == new
-    finally:
-        reader_conn.close()
+        if reader is not None:
+            reader.close()
         drop_env(env)
 
 
-@pytest.mark.parametrize("dialect", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_failed_rebuild_leaves_the_old_marts(dialect):
-    if dialect == "duckdb":
-        env = Env(Warehouse.duckdb(), "instamojo_raw", "instamojo")
-    else:
-        suffix = uuid.uuid4().hex[:12]
-        env = Env(Warehouse.postgres(PG_DSN), f"tr_{suffix}_raw", f"tr_{suffix}_marts")
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_failed_build_leaves_the_failed_mart_and_the_next_build_catches_up(dialect):
+    env = new_env(dialect)
     try:
-        _load_old_and_build(env)
-        before = {m: env.rows(m) for m in ("payments_reconciled", "payout_reconciliation", "order_reconciliation")}
-        failing = PausingWarehouse(env.warehouse, f"INSERT INTO {env.marts}.order_reconciliation", fail=True)
-        with pytest.raises(RuntimeError, match="simulated failure"):
-            build_marts(failing, raw_schema=env.raw, marts_schema=env.marts, settings=SETTINGS)
-        after = {m: env.rows(m) for m in before}
-        assert after == before
-        # and the connection is usable for the next, successful, rebuild
-        build_marts(env.warehouse, raw_schema=env.raw, marts_schema=env.marts, settings=SETTINGS)
-        assert len(env.rows("payments_reconciled")) > len(before["payments_reconciled"])
+        _old_state(env)
+        before = env.rows("order_reconciliation")
+        with pytest.raises(DbtFailed, match="simulated failure"):
+            build(_target(env), SETTINGS, changed_merchants=["m2"],
+                  callbacks=[StopBeforeInsert("order_reconciliation", fail=True)])
+        # its DELETE of m2's orders was rolled back with it
+        assert env.rows("order_reconciliation") == before
+        # the merchants stay listed: the next run (nothing new synced) rebuilds m2 everywhere
+        report = build(_target(env), SETTINGS, changed_merchants=[])
+        assert report.rebuilt_merchants == ("m2",)
+        incremental = {m: env.rows(m) for m in MARTS_READ + ("reconciliation_exceptions",)}
+        assert [r["order_id"] for r in incremental["order_reconciliation"] if r["merchant"] == "m2"] == ["O4"]
+        build(_target(env), SETTINGS, full_refresh=True)
+        assert {m: env.rows(m) for m in incremental} == incremental
     finally:
         drop_env(env)

@@ -1,18 +1,16 @@
 """Hand-computed cases: small raw fixtures (tests/transforms/cases.py) whose marts are worked out
-by hand below. Each runs on DuckDB and on Postgres."""
+by hand below. Each runs on DuckDB and on Postgres. The scenarios share one dbt build per
+database (`cases`: one merchant each, whose "now" is its own latest sync); the few that need other
+settings (tolerances, no grace, "latest_activity") share a second and third build (`variants`)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
-from tests.transforms import cases
-from tests.transforms.rawdata import ist
 
-
-def test_payment_held_then_released_in_a_later_payout(env):
-    cases.held_then_released(env)
-    env.build()
+def test_payment_held_then_released_in_a_later_payout(cases):
+    env = cases.of("held")
 
     p1 = env.row("payments_reconciled", payment_id="P1")
     assert (p1["payout_id"], p1["payout_found"], p1["settlement_state"]) == ("A", True, "settled")
@@ -40,9 +38,8 @@ def test_payment_held_then_released_in_a_later_payout(env):
     assert env.exceptions() == []
 
 
-def test_refund_after_payout(env):
-    cases.refund_after_payout(env)
-    env.build()
+def test_refund_after_payout(cases):
+    env = cases.of("refund")
 
     p1 = env.row("payments_reconciled", payment_id="P1")
     assert (p1["payout_id"], p1["status"], p1["settlement_state"]) == ("A", "successful", "settled")
@@ -51,19 +48,18 @@ def test_refund_after_payout(env):
     # the refunded payment stays linked to A: C's linked sales are P3's alone
     assert (c["linked_payments_count"], c["linked_amount"], c["status"]) == (1, D("2500.00"), "balanced")
     assert env.row("payout_reconciliation", payout_id="A")["status"] == "balanced"
-    day = env.row("daily_settlement_summary", merchant="m1", summary_date=date(2024, 3, 14))
+    day = env.row("daily_settlement_summary", summary_date=date(2024, 3, 14))
     assert (day["paid_out_amount"], day["awaiting_payout_amount"]) == (D("1437.46"), D("0.00"))
     assert env.exceptions() == []
 
 
-def test_payment_at_2330_ist_on_a_friday(env):
-    cases.friday_late_evening(env)
-    env.build(as_of=ist(2024, 3, 6, 9, 0))
+def test_payment_at_2330_ist_on_a_friday(cases):
+    env = cases.of("friday_0306")  # "now": Wed 03-06 09:00 IST
 
     p4 = env.row("payments_reconciled", payment_id="P4")
-    assert p4["created_at"] == datetime(2024, 3, 1, 18, 0, tzinfo=timezone.utc)
+    assert p4["created_at"] == datetime(2024, 3, 1, 18, 0, tzinfo=UTC)
     p5 = env.row("payments_reconciled", payment_id="P5")
-    assert p5["created_at"] == datetime(2024, 2, 29, 19, 0, tzinfo=timezone.utc)  # Thursday in UTC
+    assert p5["created_at"] == datetime(2024, 2, 29, 19, 0, tzinfo=UTC)  # Thursday in UTC
     for p in (p4, p5):
         assert p["payment_date"] == date(2024, 3, 1)
         assert p["expected_payout_date"] == date(2024, 3, 6)  # Mon (1), Tue (2), Wed (3)
@@ -71,7 +67,7 @@ def test_payment_at_2330_ist_on_a_friday(env):
     assert env.exceptions() == []
 
     # two days on, past Thu 03-07 (expected + 1 business day of grace): both are overdue
-    env.build(as_of=ist(2024, 3, 8, 9, 0))
+    env = cases.of("friday_0308")
     for pid in ("P4", "P5"):
         p = env.row("payments_reconciled", payment_id=pid)
         assert (p["settlement_state"], p["business_days_late"]) == ("overdue", 2)  # Thu, Fri
@@ -81,9 +77,8 @@ def test_payment_at_2330_ist_on_a_friday(env):
     ]
 
 
-def test_payment_before_an_indian_holiday(env):
-    cases.before_holidays(env)
-    env.build(as_of=ist(2024, 8, 20, 18, 0))
+def test_payment_before_an_indian_holiday(cases):
+    env = cases.of("holidays")  # "now": Tue 08-20 18:00 IST
 
     p7 = env.row("payments_reconciled", payment_id="P7")
     assert (p7["expected_payout_date"], p7["paid_out_date"], p7["business_days_late"]) == (
@@ -98,13 +93,12 @@ def test_payment_before_an_indian_holiday(env):
     assert (republic["is_business_day"], republic["holiday_name"]) == (False, "Republic Day")
     independence = env.row("settlement_calendar", calendar_date=date(2024, 8, 15))
     assert (independence["is_business_day"], independence["holiday_name"]) == (False, "Independence Day")
-    assert env.row("daily_settlement_summary", merchant="m1", summary_date=date(2024, 1, 26))["is_business_day"] is False
+    assert env.row("daily_settlement_summary", summary_date=date(2024, 1, 26))["is_business_day"] is False
     assert env.exceptions() == []
 
 
-def test_order_paid_in_two_payments_failed_and_pending_payments(env):
-    cases.orders_and_statuses(env)
-    env.build()
+def test_order_paid_in_two_payments_failed_and_pending_payments(cases):
+    env = cases.of("orders")
 
     o1 = env.row("order_reconciliation", order_id="O1")
     assert (o1["payments_count"], o1["successful_payments_count"], o1["successful_amount"]) == (2, 2, D("1000.00"))
@@ -125,19 +119,17 @@ def test_order_paid_in_two_payments_failed_and_pending_payments(env):
 
     assert env.row("payout_reconciliation", payout_id="E")["expected_paid_amount"] == D("969.32")
     # 03-04: P9 + P10 only (P13 is pending); 03-05: P11 only (P12 failed)
-    day4 = env.row("daily_settlement_summary", merchant="m1", summary_date=date(2024, 3, 4))
+    day4 = env.row("daily_settlement_summary", summary_date=date(2024, 3, 4))
     assert (day4["successful_payments_count"], day4["gross_amount"], day4["fees"], day4["taxes"], day4["net_amount"]) == (
         2, D("1000.00"), D("26.00"), D("4.68"), D("969.32")
     )
-    day5 = env.row("daily_settlement_summary", merchant="m1", summary_date=date(2024, 3, 5))
+    day5 = env.row("daily_settlement_summary", summary_date=date(2024, 3, 5))
     assert (day5["successful_payments_count"], day5["gross_amount"]) == (1, D("600.00"))
     assert env.exceptions() == []
 
 
-def test_overdue_late_and_early_settlement(env):
-    cases.overdue_and_late(env)
-
-    env.build(as_of=ist(2024, 3, 8, 20, 0))  # Fri: the last day of grace
+def test_overdue_late_and_early_settlement(cases, variants):
+    env = cases.of("overdue_0308")  # Fri: the last day of grace
     p14 = env.row("payments_reconciled", payment_id="P14")
     assert (p14["expected_payout_date"], p14["overdue_after_date"]) == (date(2024, 3, 7), date(2024, 3, 8))
     assert (p14["settlement_state"], p14["business_days_late"]) == ("awaiting_payout", 1)
@@ -146,14 +138,14 @@ def test_overdue_late_and_early_settlement(env):
     assert env.row("payments_reconciled", payment_id="P16")["business_days_late"] == -1  # a day early
     assert env.exception_summary() == [("late_settlement", "P15", D("1000.00"))]
 
-    env.build(as_of=ist(2024, 3, 11, 9, 0))  # Mon: grace over
+    env = cases.of("overdue_0311")  # Mon: grace over
     p14 = env.row("payments_reconciled", payment_id="P14")
     assert (p14["settlement_state"], p14["business_days_late"]) == ("overdue", 2)
     overdue = [e for e in env.exceptions() if e["exception_type"] == "overdue_settlement"]
     assert [(e["entity_id"], e["severity"], e["amount_at_stake"]) for e in overdue] == [("P14", "high", D("1000.00"))]
     assert "due in a payout on 2024-03-07" in overdue[0]["explanation"]
 
-    env.build(as_of=ist(2024, 3, 8, 20, 0), overdue_grace_business_days=0)  # no grace
+    env = variants["tolerance_10_no_grace"].of("overdue_0308")  # Fri 03-08, no grace
     assert env.row("payments_reconciled", payment_id="P14")["settlement_state"] == "overdue"
     assert env.row("payments_reconciled", payment_id="P14")["overdue_after_date"] == date(2024, 3, 7)
 
@@ -161,9 +153,8 @@ def test_overdue_late_and_early_settlement(env):
 # -- anomalies: each yields exactly its exception, once, with the right id and amount -------------
 
 
-def test_orphan_payment(env):
-    cases.orphan_payment(env)
-    env.build()
+def test_orphan_payment(cases):
+    env = cases.of("orphan")
     assert env.exception_summary() == [("orphan_payment", "P20", D("1000.00"))]
     (e,) = env.exceptions()
     assert (e["severity"], e["entity_type"], e["related_id"]) == ("high", "payment", "NOPE")
@@ -171,23 +162,21 @@ def test_orphan_payment(env):
     assert (p["payout_found"], p["settlement_state"], p["paid_out_at"]) == (False, "settled", None)
 
 
-def test_payout_residual_and_tolerance(env):
-    cases.payout_residual(env)
-    env.build()
+def test_payout_residual_and_tolerance(cases, variants):
+    env = cases.of("residual")
     assert env.exception_summary() == [("payout_residual", "K", D("10.00"))]
     k = env.row("payout_reconciliation", payout_id="K")
     assert (k["expected_paid_amount"], k["residual"], k["status"]) == (D("972.86"), D("10.00"), "residual")
 
-    env.build(payout_tolerance=D("10.00"))
+    env = variants["tolerance_10_no_grace"].of("residual")  # payout_tolerance 10.00
     assert env.row("payout_reconciliation", payout_id="K")["status"] == "balanced"
     assert env.exceptions() == []
-    env.build(payout_tolerance=D("9.99"))
+    env = variants["tolerance_9_99_latest_activity"].of("residual")  # payout_tolerance 9.99
     assert env.exception_summary() == [("payout_residual", "K", D("10.00"))]
 
 
-def test_payout_payments_missing(env):
-    cases.payout_payments_missing(env)
-    env.build()
+def test_payout_payments_missing(cases):
+    env = cases.of("missing")
     assert env.exception_summary() == [
         ("payout_payments_missing", "L", D("500.00")),
         ("payout_payments_missing", "N", D("500.00")),
@@ -199,9 +188,8 @@ def test_payout_payments_missing(env):
     )
 
 
-def test_order_fully_paid_but_short_is_one_status_mismatch(env):
-    cases.order_fully_paid_short(env)
-    env.build()
+def test_order_fully_paid_but_short_is_one_status_mismatch(cases):
+    env = cases.of("short")
     assert env.exception_summary() == [("order_status_mismatch", "O3", D("400.00"))]
     (e,) = env.exceptions()
     assert e["severity"] == "high"
@@ -213,27 +201,23 @@ def test_order_fully_paid_but_short_is_one_status_mismatch(env):
     assert (o3["payments_status"], o3["status"], o3["balance_due"]) == ("partially_paid", "status_mismatch", D("400.00"))
 
 
-def test_order_status_lagging_behind_payments_is_a_medium_mismatch(env):
-    cases.orders_and_statuses(env)
-    env.sql("UPDATE {raw}.orders SET order_status = 'Pending' WHERE id = 'O1'")
-    env.build()
+def test_order_status_lagging_behind_payments_is_a_medium_mismatch(cases):
+    env = cases.of("lagging")  # orders_and_statuses, O1 "Pending" per the API
     (e,) = env.exceptions()
     assert (e["exception_type"], e["entity_id"], e["severity"], e["amount_at_stake"]) == (
         "order_status_mismatch", "O1", "medium", D("0.00")
     )
 
 
-def test_order_overpaid(env):
-    cases.order_overpaid(env)
-    env.build()
+def test_order_overpaid(cases):
+    env = cases.of("overpaid")
     assert env.exception_summary() == [("order_overpaid", "O4", D("1000.00"))]
     o4 = env.row("order_reconciliation", order_id="O4")
     assert (o4["balance_due"], o4["status"]) == (D("-1000.00"), "overpaid")
 
 
-def test_amount_not_a_number_is_one_invalid_amount(env):
-    cases.amount_not_a_number(env)
-    env.build()
+def test_amount_not_a_number_is_one_invalid_amount(cases):
+    env = cases.of("nan")
     assert env.exception_summary() == [("invalid_amount", "P28", None)]
     (e,) = env.exceptions()
     assert e["explanation"] == 'payments.amount of payment P28 is not a number: "N/A"'
@@ -243,12 +227,8 @@ def test_amount_not_a_number_is_one_invalid_amount(env):
     assert (s["linked_amount"], s["sales_difference"], s["residual"], s["status"]) == (None, None, D("0.00"), "amount_invalid")
 
 
-def test_payout_and_order_amounts_not_numbers(env):
-    cases.payout_residual(env)
-    cases.add_variant_column(env, "payouts", "paid_amount")
-    env.sql("UPDATE {raw}.payouts SET paid_amount = NULL, paid_amount__v_text = 'twelve' WHERE id = 'K'")
-    env.insert("orders", {"id": "O9", "amount": None, "order_status": "Fully Paid", "created_at": ist(2024, 3, 4)})
-    env.build()
+def test_payout_and_order_amounts_not_numbers(cases):
+    env = cases.of("payout_order_nan")  # payout K's paid_amount "twelve", order O9 without amount
     # the payout's residual is unknown, so no payout_residual; the order cannot be judged
     assert env.exception_summary() == [("invalid_amount", "K", None), ("invalid_amount", "O9", None)]
     by_id = {e["entity_id"]: e["explanation"] for e in env.exceptions()}
@@ -260,10 +240,8 @@ def test_payout_and_order_amounts_not_numbers(env):
     assert env.row("order_reconciliation", order_id="O9")["status"] == "amount_invalid"
 
 
-def test_failed_payment_inside_a_payout(env):
-    cases.orders_and_statuses(env)
-    env.sql("UPDATE {raw}.payments SET payout_id = 'F' WHERE id = 'P12'")
-    env.build()
+def test_failed_payment_inside_a_payout(cases):
+    env = cases.of("failed_in_payout")  # orders_and_statuses, failed P12 linked to payout F
     assert env.exception_summary() == [("failed_payment_in_payout", "P12", D("400.00"))]
     f = env.row("payout_reconciliation", payout_id="F")
     # F's sums cover successful payments only: the failed one does not also skew them
@@ -272,16 +250,8 @@ def test_failed_payment_inside_a_payout(env):
     )
 
 
-def test_duplicate_payments(env):
-    cases.held_then_released(env)
-    # a copy of P1 the source failed to merge: the one updated last wins
-    env.insert("payments", {**_raw_payment(env, "P1"), "payout_id": "B", "updated_at": ist(2024, 3, 3)})
-    # P2 listed by two orders
-    env.insert("orders", {"id": "O7", "amount": D("500.00"), "order_status": "Fully Paid", "created_at": ist(2024, 3, 5)},
-               {"id": "O8", "amount": D("500.00"), "order_status": "Fully Paid", "created_at": ist(2024, 3, 5)})
-    env.insert("order_payments", {"order_id": "O7", "payment_id": "P2", "amount": D("500.00"), "status": "Success"},
-               {"order_id": "O8", "payment_id": "P2", "amount": D("500.00"), "status": "Success"})
-    env.build()
+def test_duplicate_payments(variants):
+    env = variants["tolerance_10_no_grace"].of("duplicates")  # a raw copy of P1 (updated earlier, payout B); P2 in orders O7 and O8
     assert env.exception_summary() == [
         ("duplicate_payment", "O8", D("500.00")),
         ("duplicate_payment", "P1", D("1000.00")),
@@ -291,18 +261,12 @@ def test_duplicate_payments(env):
     assert env.row("payments_reconciled", payment_id="P2")["order_id"] == "O7"
 
 
-def test_merchants_are_reconciled_apart(env):
-    """Two merchants with the same payment and payout ids: nothing links across them."""
-    cases.held_then_released(env, "m1")
-    cases.refund_after_payout(env, "m2")
-    env.build()
-    assert env.exceptions() == []
-    a = {r["merchant"]: r for r in env.rows("payout_reconciliation", "payout_id = 'A'")}
-    assert (a["m1"]["paid_amount"], a["m1"]["status"]) == (D("0.00"), "balanced")
-    assert (a["m2"]["paid_amount"], a["m2"]["status"]) == (D("972.86"), "balanced")
-    assert a["m1"]["linked_payments_count"] == a["m2"]["linked_payments_count"] == 1
-
-
-def _raw_payment(env, payment_id: str) -> dict:
-    row = env.warehouse.query_dicts(f"SELECT * FROM {env.raw}.payments WHERE id = '{payment_id}'")[0]
-    return {k: v for k, v in row.items() if not k.endswith("__v_text")}
+def test_merchants_are_reconciled_apart(cases):
+    """Merchants with the same payment and payout ids: nothing links across them."""
+    assert cases.of("held").exceptions() == [] and cases.of("refund").exceptions() == []
+    a = {r["merchant"]: r for r in cases.rows("payout_reconciliation", "payout_id = 'A'")}
+    assert (a["held"]["paid_amount"], a["held"]["status"]) == (D("0.00"), "balanced")
+    assert (a["refund"]["paid_amount"], a["refund"]["status"]) == (D("972.86"), "balanced")
+    assert a["held"]["linked_payments_count"] == a["refund"]["linked_payments_count"] == 1
+    # every scenario that staged payout A has its own, each linked to its own payment P1
+    assert {m for m, r in a.items() if r["linked_payments_count"] == 1} >= {"held", "refund"}

@@ -7,13 +7,21 @@ generated around a fixed date, not the wall clock the pipeline stamps `_synced_a
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 from decimal import Decimal
 
 import pytest
 
-from tests.pipeline_helpers import drop_postgres_schemas, sync_and_build_marts
-from transforms import ReconciliationSettings, build_marts, run_integrity_checks
+from pipelines.sync import sync_merchant
+from tests.pipeline_helpers import (
+    drop_postgres_schemas,
+    open_test_warehouse,
+    pipeline_settings,
+    sync_all,
+    sync_and_build_marts,
+)
+from transforms import ReconciliationSettings, build_marts
+from transforms.dbt import run_tests
 from transforms.marts import MARTS
 
 
@@ -33,11 +41,11 @@ def test_clean_sandbox_has_no_exceptions_and_balanced_payouts(sandbox_factory, t
             (p["status"], p["residual"], p["sales_difference"]) == ("balanced", Decimal("0.00"), Decimal("0.00"))
             for p in payouts
         )
-        integrity = run_integrity_checks(warehouse, raw_schema=settings.raw_dataset, marts_schema=marts)
-        assert all(rows == [] for rows in integrity.values()), {k: v for k, v in integrity.items() if v}
+        integrity = run_tests(warehouse.target(settings.raw_dataset, marts), ReconciliationSettings(as_of=sb.now))
+        assert integrity and all(r.ok for r in integrity), [r for r in integrity if not r.ok]
         # "latest_activity" (for data on the sandbox's clock, e.g. make demo) agrees
         again = build_marts(warehouse, raw_schema=settings.raw_dataset, marts_schema=marts,
-                            settings=ReconciliationSettings(as_of="latest_activity"))
+                            settings=ReconciliationSettings(as_of="latest_activity"), full_refresh=True)
         assert again.exceptions_by_type == {}
 
         # the sandbox's ground truth: which payout settled each payment
@@ -114,10 +122,69 @@ def test_sandbox_marts_are_the_same_on_duckdb_and_postgres(sandbox_factory, tmp_
                 assert [_utc(r) for r in d] == [_utc(r) for r in p], name
         finally:
             pg.close()
-            drop_postgres_schemas(pg_settings)
+            _drop(pg_settings)
     finally:
         duck.close()
 
 
 def _utc(row: tuple) -> tuple:
-    return tuple(v.astimezone(timezone.utc) if hasattr(v, "astimezone") and getattr(v, "tzinfo", None) else v for v in row)
+    return tuple(v.astimezone(UTC) if hasattr(v, "astimezone") and getattr(v, "tzinfo", None) else v for v in row)
+
+
+def _drop(settings) -> None:
+    drop_postgres_schemas(settings)
+    if settings.destination == "postgres":
+        wh = open_test_warehouse(settings)
+        try:
+            wh.execute(f"DROP SCHEMA IF EXISTS {settings.marts_dataset}_staging CASCADE")
+        finally:
+            wh.close()
+
+
+def _all_marts(warehouse, marts_schema: str) -> dict[str, list[tuple]]:
+    out = {}
+    for name, mart in MARTS.items():
+        order = ", ".join(mart.column_names)
+        out[name] = [_utc(r) for r in warehouse.query(f"SELECT * FROM {marts_schema}.{name} ORDER BY {order}")[1]]
+    return out
+
+
+@pytest.mark.parametrize("destination", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_incremental_build_after_the_clock_moves_equals_a_full_rebuild(sandbox_factory, tmp_path, destination):
+    """Sync, build; move the sandbox's clock and sync one merchant again: the incremental build
+    rebuilds only that merchant (found by its rows' _synced_at); move it again and sync the other
+    merchant, named by the caller this time: every mart then holds exactly the rows a full
+    rebuild gives."""
+    sb = sandbox_factory()
+    first, second = sb.merchants[:2]
+    settings = pipeline_settings(sb, tmp_path, destination=destination)
+    recon = ReconciliationSettings(as_of="latest_activity")  # the sandbox's clock, per merchant
+    warehouse = None
+    try:
+        assert all(r.ok for r in sync_all(settings))
+        warehouse = open_test_warehouse(settings)
+        target = warehouse.target(settings.raw_dataset, settings.marts_dataset)
+        from transforms.dbt import build
+
+        assert build(target, recon).full_refresh  # the first build: every merchant
+        before = _all_marts(warehouse, settings.marts_dataset)
+
+        sb.advance(days=4)
+        assert sync_merchant(settings, first).ok
+        report = build(target, recon)  # changed merchants unknown: found from _synced_at
+        assert (report.full_refresh, report.rebuilt_merchants) == (False, (first,)), report.reason
+        assert _all_marts(warehouse, settings.marts_dataset) != before  # new payments and payouts
+
+        sb.advance(days=2)
+        assert sync_merchant(settings, second).ok
+        report = build(target, recon, changed_merchants=[second])  # named by the caller
+        assert report.rebuilt_merchants == (second,)
+        incremental = _all_marts(warehouse, settings.marts_dataset)
+        # one full rebuild judges both incremental builds: the first merchant's rows are still
+        # those of the first, the second's those of the second
+        assert build(target, recon, full_refresh=True).full_refresh
+        assert _all_marts(warehouse, settings.marts_dataset) == incremental
+    finally:
+        if warehouse is not None:
+            warehouse.close()
+        _drop(settings)

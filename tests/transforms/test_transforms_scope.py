@@ -3,12 +3,11 @@ moment, settings parsing, and the settlement calendar."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 import pytest
 
-from tests.transforms import cases
 from tests.transforms.rawdata import ist, payment
 from transforms import ReconciliationSettings
 from transforms.calendar import expected_payout_date, settlement_calendar
@@ -48,12 +47,10 @@ def test_no_raw_tables_at_all(bare_env):
         assert bare_env.warehouse.table_exists(bare_env.marts, mart)
 
 
-def test_payouts_without_payments(env):
+def test_payouts_without_payments(cases):
     """A merchant whose payments are not synced: its payouts are checked against their own
     figures only (payments_synced false), so no payments_missing noise."""
-    cases.held_then_released(env)
-    env.sql("DELETE FROM {raw}.payments")
-    env.build()
+    env = cases.of("no_payments")  # held_then_released without its payments
     rows = env.rows("payout_reconciliation")
     assert [(r["payout_id"], r["payments_synced"], r["status"]) for r in rows] == [
         ("A", False, "balanced"), ("B", False, "balanced")
@@ -74,29 +71,26 @@ def test_raw_table_missing_columns(bare_env):
     assert (p["payout_id"], p["settlement_state"], p["net_amount"]) == (None, "awaiting_payout", D("972.86"))
 
 
-def test_as_of_defaults_to_the_merchants_latest_sync(env):
-    """Without transforms.as_of, "now" is when the merchant's payments were last fetched."""
-    cases.overdue_and_late(env)
-    env.sql("UPDATE {raw}.payments SET _synced_at = TIMESTAMPTZ '2024-03-08 14:00:00+00'")  # Fri 19:30 IST
-    env.build(as_of="latest_sync")
-    p14 = env.row("payments_reconciled", payment_id="P14")
+def test_as_of_defaults_to_the_merchants_latest_sync(cases):
+    """Without transforms.as_of, "now" is when the merchant's data was last fetched (the shared
+    build uses "latest_sync", the default)."""
+    assert ReconciliationSettings().as_of == "latest_sync"
+    # every row fetched Fri 03-08 19:30 IST
+    p14 = cases.of("sync_0308").row("payments_reconciled", payment_id="P14")
     assert (p14["as_of_date"], p14["settlement_state"]) == (date(2024, 3, 8), "awaiting_payout")
-    env.sql("UPDATE {raw}.payments SET _synced_at = TIMESTAMPTZ '2024-03-10 19:00:00+00' WHERE id = 'P16'")  # Mon 00:30 IST
-    env.build(as_of="latest_sync")
-    p14 = env.row("payments_reconciled", payment_id="P14")
+    # P16 fetched again Mon 03-11 00:30 IST
+    p14 = cases.of("sync_0311").row("payments_reconciled", payment_id="P14")
     assert (p14["as_of_date"], p14["settlement_state"]) == (date(2024, 3, 11), "overdue")
 
 
-def test_as_of_latest_activity(env):
+def test_as_of_latest_activity(cases, variants):
     """"latest_activity": the newest event in the merchant's data (here payout G, Tue 03-12),
     for data whose clock is not the wall clock (the sandbox's)."""
-    cases.overdue_and_late(env)
-    env.sql("UPDATE {raw}.payments SET _synced_at = TIMESTAMPTZ '2030-01-01 00:00:00+00'")
-    env.build(as_of="latest_activity")
-    p14 = env.row("payments_reconciled", payment_id="P14")
+    # fetched in 2030; with "latest_activity" that does not matter
+    p14 = variants["tolerance_9_99_latest_activity"].of("activity_2030").row("payments_reconciled", payment_id="P14")
     assert (p14["as_of_date"], p14["settlement_state"], p14["business_days_late"]) == (date(2024, 3, 12), "overdue", 3)
-    env.build(as_of="latest_sync")
-    assert env.row("payments_reconciled", payment_id="P14")["as_of_date"] == date(2030, 1, 1)
+    # with "latest_sync" it does
+    assert cases.of("activity_2030").row("payments_reconciled", payment_id="P14")["as_of_date"] == date(2030, 1, 1)
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -112,9 +106,9 @@ def test_settings_from_config_section():
             "as_of": "2024-03-11T09:00:00+05:30",
         }
     )
-    assert (s.payout_tolerance, s.order_tolerance, s.overdue_grace_business_days) == (D("0.05"), D("1"), 2)
+    assert (s.payout_tolerance, s.order_tolerance, s.overdue_grace_business_days) == (D("0.05"), D(1), 2)
     assert s.extra_holidays == (date(2024, 3, 8),)
-    assert s.as_of == datetime(2024, 3, 11, 3, 30, tzinfo=timezone.utc)
+    assert s.as_of == datetime(2024, 3, 11, 3, 30, tzinfo=UTC)
     assert ReconciliationSettings.from_mapping(None) == ReconciliationSettings()
     assert ReconciliationSettings.from_mapping({"as_of": "latest_activity"}).as_of == "latest_activity"
     with pytest.raises(ValueError, match="latest_sync"):

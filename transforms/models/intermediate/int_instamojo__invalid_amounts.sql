@@ -14,7 +14,7 @@ SELECT
     'payments.amount' AS field,
     amount__v_text AS raw_text,
     created_at AS occurred_at
-FROM {{ ref('stg_instamojo__payments') }}
+FROM {{ rebuilt(ref('stg_instamojo__payments')) }} AS src
 WHERE amount__v_text IS NOT NULL OR (amount IS NULL AND TRUE)
 UNION ALL
 SELECT
@@ -25,7 +25,7 @@ SELECT
     'payments.fees' AS field,
     fees__v_text AS raw_text,
     created_at AS occurred_at
-FROM {{ ref('stg_instamojo__payments') }}
+FROM {{ rebuilt(ref('stg_instamojo__payments')) }} AS src
 WHERE fees__v_text IS NOT NULL OR (fees IS NULL AND status = 'successful')
 UNION ALL
 SELECT
@@ -36,7 +36,7 @@ SELECT
     'payments.total_taxes' AS field,
     total_taxes__v_text AS raw_text,
     created_at AS occurred_at
-FROM {{ ref('stg_instamojo__payments') }}
+FROM {{ rebuilt(ref('stg_instamojo__payments')) }} AS src
 WHERE total_taxes__v_text IS NOT NULL OR (taxes IS NULL AND status = 'successful')
 UNION ALL
 SELECT
@@ -47,7 +47,7 @@ SELECT
     'payouts.paid_amount' AS field,
     paid_amount__v_text AS raw_text,
     paid_out_at AS occurred_at
-FROM {{ ref('stg_instamojo__payouts') }}
+FROM {{ rebuilt(ref('stg_instamojo__payouts')) }} AS src
 WHERE paid_amount__v_text IS NOT NULL OR (paid_amount IS NULL AND TRUE)
 UNION ALL
 SELECT
@@ -58,7 +58,7 @@ SELECT
     'payouts.sales_amount' AS field,
     sales_amount__v_text AS raw_text,
     paid_out_at AS occurred_at
-FROM {{ ref('stg_instamojo__payouts') }}
+FROM {{ rebuilt(ref('stg_instamojo__payouts')) }} AS src
 WHERE sales_amount__v_text IS NOT NULL OR (sales_amount IS NULL AND TRUE)
 UNION ALL
 SELECT
@@ -69,7 +69,7 @@ SELECT
     'payouts.fee_amount' AS field,
     fee_amount__v_text AS raw_text,
     paid_out_at AS occurred_at
-FROM {{ ref('stg_instamojo__payouts') }}
+FROM {{ rebuilt(ref('stg_instamojo__payouts')) }} AS src
 WHERE fee_amount__v_text IS NOT NULL OR (fee_amount IS NULL AND TRUE)
 UNION ALL
 SELECT
@@ -80,7 +80,7 @@ SELECT
     'payouts.total_tax_amount' AS field,
     total_tax_amount__v_text AS raw_text,
     paid_out_at AS occurred_at
-FROM {{ ref('stg_instamojo__payouts') }}
+FROM {{ rebuilt(ref('stg_instamojo__payouts')) }} AS src
 WHERE total_tax_amount__v_text IS NOT NULL OR (total_tax_amount IS NULL AND TRUE)
 UNION ALL
 SELECT
@@ -91,7 +91,7 @@ SELECT
     'payouts.held_amount' AS field,
     held_amount__v_text AS raw_text,
     paid_out_at AS occurred_at
-FROM {{ ref('stg_instamojo__payouts') }}
+FROM {{ rebuilt(ref('stg_instamojo__payouts')) }} AS src
 WHERE held_amount__v_text IS NOT NULL OR (held_amount IS NULL AND TRUE)
 UNION ALL
 SELECT
@@ -102,7 +102,7 @@ SELECT
     'payouts.reversed_amount' AS field,
     reversed_amount__v_text AS raw_text,
     paid_out_at AS occurred_at
-FROM {{ ref('stg_instamojo__payouts') }}
+FROM {{ rebuilt(ref('stg_instamojo__payouts')) }} AS src
 WHERE reversed_amount__v_text IS NOT NULL OR (reversed_amount IS NULL AND TRUE)
 UNION ALL
 SELECT
@@ -113,7 +113,7 @@ SELECT
     'payouts.refunded_amount' AS field,
     refunded_amount__v_text AS raw_text,
     paid_out_at AS occurred_at
-FROM {{ ref('stg_instamojo__payouts') }}
+FROM {{ rebuilt(ref('stg_instamojo__payouts')) }} AS src
 WHERE refunded_amount__v_text IS NOT NULL OR (refunded_amount IS NULL AND TRUE)
 UNION ALL
 SELECT
@@ -124,7 +124,7 @@ SELECT
     'payouts.affiliate_commission_amount' AS field,
     affiliate_commission_amount__v_text AS raw_text,
     paid_out_at AS occurred_at
-FROM {{ ref('stg_instamojo__payouts') }}
+FROM {{ rebuilt(ref('stg_instamojo__payouts')) }} AS src
 WHERE affiliate_commission_amount__v_text IS NOT NULL OR (affiliate_commission_amount IS NULL AND TRUE)
 UNION ALL
 SELECT
@@ -135,7 +135,7 @@ SELECT
     'payouts.partner_commission_amount' AS field,
     partner_commission_amount__v_text AS raw_text,
     paid_out_at AS occurred_at
-FROM {{ ref('stg_instamojo__payouts') }}
+FROM {{ rebuilt(ref('stg_instamojo__payouts')) }} AS src
 WHERE partner_commission_amount__v_text IS NOT NULL OR (partner_commission_amount IS NULL AND TRUE)
 UNION ALL
 SELECT
@@ -146,7 +146,7 @@ SELECT
     'payouts.shipping_fee' AS field,
     shipping_fee__v_text AS raw_text,
     paid_out_at AS occurred_at
-FROM {{ ref('stg_instamojo__payouts') }}
+FROM {{ rebuilt(ref('stg_instamojo__payouts')) }} AS src
 WHERE shipping_fee__v_text IS NOT NULL
 UNION ALL
 SELECT
@@ -157,7 +157,7 @@ SELECT
     'orders.amount' AS field,
     order_amount__v_text AS raw_text,
     created_at AS occurred_at
-FROM {{ ref('stg_instamojo__orders') }}
+FROM {{ rebuilt(ref('stg_instamojo__orders')) }} AS src
 WHERE order_amount__v_text IS NOT NULL OR (order_amount IS NULL AND TRUE)
 UNION ALL
 SELECT
@@ -168,7 +168,7 @@ SELECT
     'order_payments.amount' AS field,
     op.amount__v_text AS raw_text,
     o.created_at AS occurred_at
-FROM {{ ref('stg_instamojo__order_payments') }} AS op
-LEFT JOIN {{ ref('stg_instamojo__orders') }} AS o
+FROM {{ rebuilt(ref('stg_instamojo__order_payments')) }} AS op
+LEFT JOIN {{ rebuilt(ref('stg_instamojo__orders')) }} AS o
     ON o.merchant = op.merchant AND o.order_id = op.order_id
 WHERE op.amount__v_text IS NOT NULL OR (op.amount IS NULL AND op.is_successful)

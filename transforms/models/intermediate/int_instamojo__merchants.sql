@@ -5,11 +5,11 @@
 -- "latest_sync" (when the merchant's data was last fetched) or "latest_activity" (the newest
 -- event in its data); else, with no such time in its rows, the build's clock.
 WITH seen AS (
-    SELECT merchant FROM {{ ref('stg_instamojo__payments') }}
+    SELECT merchant FROM {{ rebuilt(ref('stg_instamojo__payments')) }} AS src
     UNION
-    SELECT merchant FROM {{ ref('stg_instamojo__payouts') }}
+    SELECT merchant FROM {{ rebuilt(ref('stg_instamojo__payouts')) }} AS src
     UNION
-    SELECT merchant FROM {{ ref('stg_instamojo__orders') }}
+    SELECT merchant FROM {{ rebuilt(ref('stg_instamojo__orders')) }} AS src
 ),
 payments AS (
     SELECT
@@ -17,17 +17,17 @@ payments AS (
         COUNT(*) AS payments_count,
         MAX(synced_at) AS last_synced_at,
         GREATEST(MAX(created_at), MAX(updated_at)) AS last_activity_at
-    FROM {{ ref('stg_instamojo__payments') }}
+    FROM {{ rebuilt(ref('stg_instamojo__payments')) }} AS src
     GROUP BY merchant
 ),
 payouts AS (
     SELECT merchant, COUNT(*) AS payouts_count, MAX(synced_at) AS last_synced_at, MAX(paid_out_at) AS last_activity_at
-    FROM {{ ref('stg_instamojo__payouts') }}
+    FROM {{ rebuilt(ref('stg_instamojo__payouts')) }} AS src
     GROUP BY merchant
 ),
 orders AS (
     SELECT merchant, COUNT(*) AS orders_count, MAX(synced_at) AS last_synced_at, MAX(created_at) AS last_activity_at
-    FROM {{ ref('stg_instamojo__orders') }}
+    FROM {{ rebuilt(ref('stg_instamojo__orders')) }} AS src
     GROUP BY merchant
 ),
 coverage AS (
@@ -48,9 +48,9 @@ as_of AS (
     SELECT
         *,
         COALESCE(
-            {{ var('as_of') }},
-            CASE WHEN {{ var('as_of_mode') }} = 'latest_activity' THEN last_activity_at ELSE last_synced_at END,
-            {{ var('build_time') }}
+            {{ instamojo_as_of() }},
+            CASE WHEN {{ instamojo_as_of_mode() }} = 'latest_activity' THEN last_activity_at ELSE last_synced_at END,
+            {{ instamojo_run_time() }}
         ) AS as_of
     FROM coverage
 )
@@ -60,5 +60,5 @@ SELECT
     has_payouts,
     has_orders,
     as_of,
-    CAST(as_of AT TIME ZONE {{ var('timezone') }} AS DATE) AS as_of_date
+    CAST(as_of AT TIME ZONE {{ instamojo_timezone() }} AS DATE) AS as_of_date
 FROM as_of

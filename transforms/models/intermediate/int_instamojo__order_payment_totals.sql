@@ -9,5 +9,5 @@ SELECT
         WHEN COUNT(*) FILTER (WHERE is_successful AND amount IS NULL) > 0 THEN NULL
         ELSE COALESCE(SUM(amount) FILTER (WHERE is_successful), CAST(0 AS DECIMAL(18,2)))
     END AS successful_amount
-FROM {{ ref('stg_instamojo__order_payments') }}
+FROM {{ rebuilt(ref('stg_instamojo__order_payments')) }} AS src
 GROUP BY merchant, order_id

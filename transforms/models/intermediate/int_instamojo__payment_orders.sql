@@ -8,5 +8,5 @@ SELECT
     MAX(order_id) AS last_order_id,
     -- staging holds one row per (merchant, order_id, payment_id): rows = distinct orders
     COUNT(*) AS orders_count
-FROM {{ ref('stg_instamojo__order_payments') }}
+FROM {{ rebuilt(ref('stg_instamojo__order_payments')) }} AS src
 GROUP BY merchant, payment_id

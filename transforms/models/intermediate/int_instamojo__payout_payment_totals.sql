@@ -20,6 +20,6 @@ SELECT
         WHEN COUNT(*) FILTER (WHERE status = 'successful' AND taxes IS NULL) > 0 THEN NULL
         ELSE COALESCE(SUM(taxes) FILTER (WHERE status = 'successful'), CAST(0 AS DECIMAL(18,2)))
     END AS linked_taxes
-FROM {{ ref('stg_instamojo__payments') }}
+FROM {{ rebuilt(ref('stg_instamojo__payments')) }} AS src
 WHERE payout_id IS NOT NULL
 GROUP BY merchant, payout_id

@@ -4,7 +4,7 @@
 -- fetched is kept; only repeated keys are ranked (see payments).
 WITH src AS (
     SELECT merchant, order_id, payment_id, amount, amount__v_text, status, _synced_at
-    FROM {{ source('order_payments') }} AS op
+    FROM {{ instamojo_raw('order_payments') }} AS op
 ),
 copies AS (
     SELECT merchant, order_id, payment_id

@@ -3,7 +3,7 @@
 -- on such copies, so they do not go unnoticed). Only repeated keys are ranked (see payments).
 WITH src AS (
     SELECT merchant, id, title, currency, created_at, amount, amount__v_text, order_status, _synced_at
-    FROM {{ source('orders') }} AS o
+    FROM {{ instamojo_raw('orders') }} AS o
 ),
 copies AS (
     SELECT merchant, id FROM src GROUP BY merchant, id HAVING COUNT(*) > 1

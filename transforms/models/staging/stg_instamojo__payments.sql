@@ -9,7 +9,7 @@ WITH src AS (
         merchant, id, status, currency, amount, fees, total_taxes,
         amount__v_text, fees__v_text, total_taxes__v_text,
         payout_id, created_at, updated_at, _synced_at
-    FROM {{ source('payments') }} AS p
+    FROM {{ instamojo_raw('payments') }} AS p
 ),
 copies AS (
     SELECT merchant, id, COUNT(*) AS raw_copies
@@ -62,7 +62,7 @@ SELECT
     total_taxes__v_text,
     NULLIF(TRIM(payout_id), '') AS payout_id,
     created_at,
-    CAST(created_at AT TIME ZONE {{ var('timezone') }} AS DATE) AS payment_date,
+    CAST(created_at AT TIME ZONE {{ instamojo_timezone() }} AS DATE) AS payment_date,
     updated_at,
     _synced_at AS synced_at,
     raw_copies

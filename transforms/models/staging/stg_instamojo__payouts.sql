@@ -9,7 +9,7 @@ WITH ranked AS (
             ORDER BY p._synced_at DESC NULLS LAST, p.paid_out_at DESC NULLS LAST,
                      p.paid_amount DESC NULLS LAST
         ) AS copy_rank
-    FROM {{ source('payouts') }} AS p
+    FROM {{ instamojo_raw('payouts') }} AS p
 )
 SELECT
     merchant,
@@ -18,7 +18,7 @@ SELECT
     payout_type,
     currency,
     paid_out_at,
-    CAST(paid_out_at AT TIME ZONE {{ var('timezone') }} AS DATE) AS paid_out_date,
+    CAST(paid_out_at AT TIME ZONE {{ instamojo_timezone() }} AS DATE) AS paid_out_date,
     paid_amount,
     sales_amount,
     fee_amount,

@@ -3,13 +3,13 @@
 WITH raw AS (
     SELECT merchant, COUNT(*) AS n, SUM(paid_amount) AS paid, SUM(sales_amount) AS sales,
            SUM(held_amount) AS held, SUM(reversed_amount) AS reversed, SUM(refunded_amount) AS refunded
-    FROM {{ source('payouts') }} AS p
+    FROM {{ instamojo_raw('payouts') }} AS p
     GROUP BY merchant
 ),
 mart AS (
     SELECT merchant, COUNT(*) AS n, SUM(paid_amount) AS paid, SUM(sales_amount) AS sales,
            SUM(held_amount) AS held, SUM(reversed_amount) AS reversed, SUM(refunded_amount) AS refunded
-    FROM {{ mart('payout_reconciliation') }}
+    FROM {{ ref('payout_reconciliation') }}
     GROUP BY merchant
 )
 SELECT

@@ -2,13 +2,13 @@
 -- raw successful payments' amounts and the raw paid-out payouts' paid amounts.
 WITH raw_sales AS (
     SELECT merchant, COUNT(*) AS n, SUM(amount) AS gross
-    FROM {{ source('payments') }} AS p
+    FROM {{ instamojo_raw('payments') }} AS p
     WHERE status IS TRUE
     GROUP BY merchant
 ),
 raw_payouts AS (
     SELECT merchant, COUNT(*) AS n, SUM(paid_amount) AS paid
-    FROM {{ source('payouts') }} AS p
+    FROM {{ instamojo_raw('payouts') }} AS p
     WHERE paid_out_at IS NOT NULL
     GROUP BY merchant
 ),
@@ -23,7 +23,7 @@ raw AS (
 mart AS (
     SELECT merchant, SUM(successful_payments_count) AS sales_n, SUM(gross_amount) AS gross,
            SUM(payouts_count) AS payouts_n, SUM(paid_out_amount) AS paid
-    FROM {{ mart('daily_settlement_summary') }}
+    FROM {{ ref('daily_settlement_summary') }}
     GROUP BY merchant
 )
 SELECT

@@ -2,7 +2,7 @@
 -- Per payment: one payout at most. Per merchant: the payouts' linked-payment counts add up to
 -- exactly the payments linked to a synced payout (a payment counted twice would add one more).
 SELECT merchant, payment_id AS entity_id, 'payment linked to more than one payout' AS problem
-FROM {{ mart('payments_reconciled') }}
+FROM {{ ref('payments_reconciled') }}
 GROUP BY merchant, payment_id
 HAVING COUNT(DISTINCT payout_id) > 1
 UNION ALL
@@ -13,12 +13,12 @@ SELECT
         || CAST(COALESCE(linked.n, 0) AS TEXT)
 FROM (
     SELECT merchant, SUM(linked_payments_count) AS n
-    FROM {{ mart('payout_reconciliation') }}
+    FROM {{ ref('payout_reconciliation') }}
     GROUP BY merchant
 ) AS counted
 FULL OUTER JOIN (
     SELECT merchant, COUNT(*) AS n
-    FROM {{ mart('payments_reconciled') }}
+    FROM {{ ref('payments_reconciled') }}
     WHERE payout_found IS TRUE
     GROUP BY merchant
 ) AS linked

@@ -8,12 +8,12 @@ WITH raw AS (
         SUM(amount) AS amount,
         SUM(fees) AS fees,
         SUM(total_taxes) AS taxes
-    FROM {{ source('payments') }} AS p
+    FROM {{ instamojo_raw('payments') }} AS p
     GROUP BY 1, 2
 ),
 mart AS (
     SELECT merchant, status, COUNT(*) AS n, SUM(amount) AS amount, SUM(fees) AS fees, SUM(taxes) AS taxes
-    FROM {{ mart('payments_reconciled') }}
+    FROM {{ ref('payments_reconciled') }}
     GROUP BY merchant, status
 )
 SELECT

@@ -3,13 +3,13 @@
 -- order_payments holds for those orders.
 WITH raw AS (
     SELECT merchant, COUNT(*) AS n, SUM(amount) AS amount
-    FROM {{ source('orders') }} AS o
+    FROM {{ instamojo_raw('orders') }} AS o
     GROUP BY merchant
 ),
 raw_paid AS (
     SELECT op.merchant, COUNT(*) AS n
-    FROM {{ source('order_payments') }} AS op
-    JOIN {{ source('orders') }} AS o
+    FROM {{ instamojo_raw('order_payments') }} AS op
+    JOIN {{ instamojo_raw('orders') }} AS o
         ON o.merchant = op.merchant AND o.id = op.order_id
     WHERE LOWER(TRIM(op.status)) = 'success'
     GROUP BY op.merchant
@@ -17,7 +17,7 @@ raw_paid AS (
 mart AS (
     SELECT merchant, COUNT(*) AS n, SUM(order_amount) AS amount,
            SUM(successful_payments_count) AS paid_n
-    FROM {{ mart('order_reconciliation') }}
+    FROM {{ ref('order_reconciliation') }}
     GROUP BY merchant
 )
 SELECT

@@ -1,0 +1,559 @@
+"""Run the dbt project in `transforms/` in-process against the pipeline's warehouse.
+
+What dbt does not do, and this module does (nothing else):
+
+- the connection: a profile generated from `WarehouseTarget` (which the pipeline derives from
+  its dlt configuration) into a private temporary directory, so nobody writes a profiles.yml by
+  hand; the Postgres password travels in a `DBT_ENV_SECRET_` environment variable for the length
+  of the run (dbt scrubs those from its logs), never in a file;
+- the settlement calendar: business days need the `holidays` package, and dbt-postgres has no
+  Python models, so the calendar is computed here (transforms/calendar.py) and written to a table
+  the model `settlement_calendar` reads;
+- which merchants to rebuild: dbt knows nothing of syncs. The merchants the sync changed (or,
+  when the caller does not know, those whose raw rows carry a `_synced_at` after the last
+  successful build's high-water mark) are written to `transforms_rebuild_merchants` before the
+  run; the models rebuild only those (macros/incremental.sql). A change of settings, calendar or
+  SQL since the last build makes the run a full refresh, since unchanged merchants' rows would
+  otherwise keep the old rules;
+- the run summary: rows written and seconds per model, exceptions by type.
+
+No network: no `dbt deps` (the project has no packages), anonymous usage statistics off
+(`send_anonymous_usage_stats: false`, `DBT_SEND_ANONYMOUS_USAGE_STATS`, `DO_NOT_TRACK`), no
+version check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from transforms.settings import DEFAULT_SETTINGS, ReconciliationSettings
+from transforms.warehouse import Warehouse, WarehouseTarget, check_identifier
+
+PROJECT_DIR = Path(__file__).resolve().parent
+PROFILE = "instamojo_reconciliation"
+PACKAGE = "instamojo_reconciliation"
+RAW_INPUTS = ("payments", "payouts", "orders", "order_payments")
+REBUILD_TABLE = "transforms_rebuild_merchants"
+CALENDAR_TABLE = "settlement_calendar_days"
+STATE_TABLE = "transforms_build_state"
+# The calendar covers a fixed span, so it is the same for every merchant and every run (a
+# merchant's rows never depend on another's data): from before Instamojo's first payments to
+# five years past the current one.
+CALENDAR_FIRST = date(2010, 1, 1)
+CALENDAR_YEARS_AHEAD = 5
+
+for _name, _value in (("DBT_SEND_ANONYMOUS_USAGE_STATS", "False"), ("DO_NOT_TRACK", "1"),
+                      ("DBT_VERSION_CHECK", "False"), ("DBT_USE_COLORS", "False")):
+    os.environ.setdefault(_name, _value)
+
+# dbt's in-process runner keeps global state (flags, adapters): one invocation at a time
+_DBT_LOCK = threading.Lock()
+# Parsed projects, by what parsing bakes into them (database, schemas, the project's files):
+# later invocations in the same process skip dbt's parse (seconds) and only compile and run.
+_MANIFESTS: dict[tuple, Any] = {}
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One model of a build: its layer, the rows it wrote and how long it took."""
+
+    name: str
+    layer: str
+    rows: int | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did, for the run summary."""
+
+    raw_schema: str
+    marts_schema: str
+    dialect: str
+    full_refresh: bool
+    rebuilt_merchants: tuple[str, ...] | None  # None: every merchant
+    models: tuple[ModelRun, ...]
+    seconds: float
+    dbt_seconds: float
+    exceptions_by_type: dict[str, int]
+    exceptions_by_severity: dict[str, int]
+    missing_raw_tables: tuple[str, ...] = ()
+    reason: str = ""
+
+    @property
+    def mart_rows(self) -> dict[str, int]:
+        """Rows each mart wrote in this build (all its rows after a full build)."""
+        from transforms.marts import MARTS
+
+        return {m.name: int(m.rows or 0) for m in self.models if m.name in MARTS}
+
+    @property
+    def exceptions_total(self) -> int:
+        return sum(self.exceptions_by_type.values())
+
+    def summary(self) -> str:
+        return "\n".join(self.summary_lines())
+
+    def summary_lines(self) -> list[str]:
+        if self.rebuilt_merchants is None:
+            scope = "every merchant"
+        else:
+            scope = f"{len(self.rebuilt_merchants)} merchant(s) rebuilt"
+        lines = [
+            f"transforms (dbt): {self.raw_schema} -> {self.marts_schema} on {self.dialect} in {self.seconds:.2f}s "
+            f"(dbt {self.dbt_seconds:.2f}s; {'full refresh' if self.full_refresh else 'incremental'}, {scope}"
+            + (f": {self.reason}" if self.reason else "") + ")"
+        ]
+        if self.missing_raw_tables:
+            lines.append(f"  raw tables absent (read as empty): {', '.join(self.missing_raw_tables)}")
+        for run in self.models:
+            rows = "?" if run.rows is None else str(run.rows)
+            lines.append(f"  {run.layer:<12} {run.name:<40} {rows:>10} rows written {run.seconds:>7.2f}s")
+        if self.exceptions_by_type:
+            by_type = ", ".join(f"{k}={v}" for k, v in sorted(self.exceptions_by_type.items()))
+            lines.append(f"  exceptions: {self.exceptions_total} ({by_type})")
+        else:
+            lines.append("  exceptions: 0")
+        return lines
+
+
+class DbtFailed(RuntimeError):
+    """dbt reported a failure; the message names the failing nodes."""
+
+
+def staging_schema(target: WarehouseTarget) -> str:
+    """The schema of the working tables (staging and intermediate layers, the calendar's input,
+    the merchants to rebuild, the build's state): the marts schema + `_staging`."""
+    return f"{target.marts_schema}_staging"
+
+
+def dbt_vars(target: WarehouseTarget, settings: ReconciliationSettings) -> dict[str, Any]:
+    """The project's vars for these settings and schemas."""
+    as_of = settings.as_of
+    return {
+        "instamojo_raw_schema": target.raw_schema,
+        "instamojo_marts_schema": target.marts_schema,
+        "instamojo_staging_schema": staging_schema(target),
+        "instamojo_payout_tolerance": f"{settings.payout_tolerance:f}",
+        "instamojo_order_tolerance": f"{settings.order_tolerance:f}",
+        "instamojo_as_of": as_of.astimezone(UTC).isoformat() if isinstance(as_of, datetime) else None,
+        "instamojo_as_of_mode": as_of if isinstance(as_of, str) else "latest_sync",
+    }
+
+
+def profile_yaml(target: WarehouseTarget, *, threads: int = 1) -> tuple[str, dict[str, str]]:
+    """profiles.yml for `target`, and the environment variables it reads (the Postgres password)."""
+    env: dict[str, str] = {}
+    if target.dialect == "duckdb":
+        if target.duckdb_path is None:
+            raise ValueError("a DuckDB target needs duckdb_path (dbt opens the file itself)")
+        output: dict[str, Any] = {"type": "duckdb", "path": str(Path(target.duckdb_path).resolve()),
+                                  "schema": target.marts_schema, "threads": threads}
+    elif target.dialect == "postgres":
+        if not target.postgres_dsn:
+            raise ValueError("a Postgres target needs postgres_dsn")
+        from psycopg2.extensions import parse_dsn
+
+        params = parse_dsn(target.postgres_dsn)
+        output = {"type": "postgres", "host": params.pop("host", "localhost"),
+                  "port": int(params.pop("port", 5432)), "user": params.pop("user", "postgres"),
+                  "dbname": params.pop("dbname", params.get("user", "postgres")),
+                  "schema": target.marts_schema, "threads": threads}
+        password = params.pop("password", None)
+        if password:
+            env["DBT_ENV_SECRET_INSTAMOJO_PG_PASSWORD"] = password
+            output["password"] = "{{ env_var('DBT_ENV_SECRET_INSTAMOJO_PG_PASSWORD') }}"
+        else:
+            output["password"] = ""
+        for key in ("sslmode", "sslcert", "sslkey", "sslrootcert", "connect_timeout", "application_name"):
+            if key in params:
+                value = params.pop(key)
+                output[key] = int(value) if key == "connect_timeout" else value
+        if params:
+            raise ValueError(f"Postgres DSN options dbt cannot take: {sorted(params)}")
+    else:
+        raise ValueError(f"unsupported dialect {target.dialect!r}")
+    return json.dumps({PROFILE: {"target": "pipeline", "outputs": {"pipeline": output}}}, indent=2), env
+
+
+def open_target(target: WarehouseTarget) -> Warehouse:
+    """A plain connection to `target` (for the steps before and after dbt)."""
+    if target.dialect == "duckdb":
+        return Warehouse.duckdb(str(target.duckdb_path))
+    return Warehouse.postgres(target.postgres_dsn)
+
+
+def project_fingerprint() -> str:
+    """A hash of the project's SQL and YAML: a changed model means a full refresh."""
+    digest = hashlib.sha256()
+    for path in sorted(PROJECT_DIR.rglob("*")):
+        if path.suffix in (".sql", ".yml") and "target" not in path.relative_to(PROJECT_DIR).parts:
+            digest.update(str(path.relative_to(PROJECT_DIR)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def calendar_last_day(settings: ReconciliationSettings, today: date | None = None) -> date:
+    today = today or datetime.now(UTC).date()
+    year = today.year
+    if isinstance(settings.as_of, datetime):
+        year = max(year, settings.as_of.year)
+    return date(year + CALENDAR_YEARS_AHEAD, 12, 31)
+
+
+def build(
+    target: WarehouseTarget,
+    settings: ReconciliationSettings = DEFAULT_SETTINGS,
+    *,
+    changed_merchants: Sequence[str] | None = None,
+    full_refresh: bool = False,
+    work_dir: str | Path | None = None,
+    threads: int = 1,
+    callbacks: Sequence[Callable[[Any], None]] = (),
+    select: Sequence[str] | None = None,
+) -> BuildReport:
+    """Build the marts of `target` with dbt; returns what was built.
+
+    `changed_merchants`: the merchants whose raw rows changed since the last build (the sync
+    knows); only their rows are rebuilt in each model. None: found from the raw rows'
+    `_synced_at` (after the last successful build's high-water mark). `full_refresh`:
+    recreate every table from all raw rows (also chosen on the first build, and when the settings,
+    the calendar or the SQL changed since the last build). `work_dir`: where dbt keeps its
+    target/ (manifest, partial-parse cache) and logs; a temporary directory if None.
+    Raises `DbtFailed` if a model fails; the marts of models that did not run keep their rows.
+    """
+    check_identifier("raw schema", target.raw_schema)
+    check_identifier("marts schema", target.marts_schema)
+    if target.raw_schema == target.marts_schema:
+        raise ValueError(f"raw and marts schema must differ (both {target.raw_schema!r})")
+    if not isinstance(settings, ReconciliationSettings):
+        raise TypeError(f"settings must be a ReconciliationSettings, got {type(settings).__name__}")
+    started = time.perf_counter()
+    plan = _prepare(target, settings, changed_merchants, full_refresh)
+    dbt_started = time.perf_counter()
+    if plan.skip:
+        results: list[Any] = []
+    else:
+        args = ["run", "--vars", json.dumps(dbt_vars(target, settings))]
+        if plan.full_refresh:
+            args.append("--full-refresh")
+        if select:
+            args += ["--select", *select]
+        results = invoke(target, args, work_dir=work_dir, threads=threads, callbacks=callbacks)
+    dbt_seconds = time.perf_counter() - dbt_started
+    by_type, by_severity, counted = _finish(target, plan, results)
+    return BuildReport(
+        raw_schema=target.raw_schema,
+        marts_schema=target.marts_schema,
+        dialect=target.dialect,
+        full_refresh=plan.full_refresh,
+        rebuilt_merchants=None if plan.full_refresh or plan.merchants is None else tuple(plan.merchants),
+        models=tuple(_model_runs(results, counted)),
+        seconds=time.perf_counter() - started,
+        dbt_seconds=dbt_seconds,
+        exceptions_by_type=by_type,
+        exceptions_by_severity=by_severity,
+        missing_raw_tables=plan.missing,
+        reason=plan.reason,
+    )
+
+
+def run_tests(target: WarehouseTarget, settings: ReconciliationSettings = DEFAULT_SETTINGS, *,
+              work_dir: str | Path | None = None, select: Sequence[str] | None = None) -> list[DataTestResult]:
+    """Run the project's data tests (the integrity queries: each must return zero rows)."""
+    args = ["test", "--vars", json.dumps(dbt_vars(target, settings))]
+    if select:
+        args += ["--select", *select]
+    results = invoke(target, args, work_dir=work_dir, raise_on_failure=False)
+    return [DataTestResult(r.node.name, str(r.status), int(r.failures or 0), r.message or "") for r in results]
+
+
+def compiled_tests(target: WarehouseTarget, settings: ReconciliationSettings = DEFAULT_SETTINGS, *,
+                   work_dir: str | Path | None = None) -> dict[str, str]:
+    """name → compiled SQL of every data test (each lists offending rows), for tools that run the
+    queries themselves (tests that corrupt data inside a transaction they roll back)."""
+    args = ["compile", "--vars", json.dumps(dbt_vars(target, settings)), "--select", "resource_type:test"]
+    return {r.node.name: r.node.compiled_code for r in invoke(target, args, work_dir=work_dir)}
+
+
+@dataclass(frozen=True)
+class DataTestResult:
+    """One dbt test: its name, dbt's status (pass, fail, error) and the offending rows counted."""
+
+    name: str
+    status: str
+    failures: int
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "pass"
+
+
+def invoke(target: WarehouseTarget, args: list[str], *, work_dir: str | Path | None = None, threads: int = 1,
+           callbacks: Sequence[Callable[[Any], None]] = (), raise_on_failure: bool = True) -> list[Any]:
+    """Run one dbt command in-process on `target`; returns dbt's node results."""
+    from dbt.cli.main import dbtRunner
+
+    profile, env = profile_yaml(target, threads=threads)
+    with tempfile.TemporaryDirectory(prefix="instamojo-dbt-") as tmp, _environment(env), _DBT_LOCK:
+        Path(tmp, "profiles.yml").write_text(profile)
+        work = Path(work_dir) if work_dir is not None else Path(tmp)
+        common = ["--project-dir", str(PROJECT_DIR), "--profiles-dir", tmp,
+                  "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
+                  "--threads", str(threads), "--log-level", "none", "--log-level-file", "warn",
+                  "--no-send-anonymous-usage-stats", "--no-version-check", "--no-use-colors"]
+        key = (_database_key(target), json.dumps(_schema_vars(args), sort_keys=True), project_fingerprint())
+        manifest = _MANIFESTS.get(key)
+        if manifest is None:
+            parsed = dbtRunner().invoke(["parse", *_vars_args(args), *common])
+            if not parsed.success or parsed.result is None:
+                raise DbtFailed(f"dbt parse failed: {type(parsed.exception).__name__}: {parsed.exception}")
+            manifest = _MANIFESTS[key] = parsed.result
+        result = dbtRunner(manifest=manifest, callbacks=list(callbacks)).invoke([*args, *common])
+    nodes = list(getattr(result.result, "results", None) or [])
+    if raise_on_failure and not result.success:
+        failed = [f"{r.node.name}: {r.message}" for r in nodes if str(r.status) in ("error", "fail")]
+        detail = "; ".join(failed) if failed else f"{type(result.exception).__name__}: {result.exception}"
+        raise DbtFailed(f"dbt {args[0]} failed: {detail}")
+    if result.exception is not None:
+        raise DbtFailed(f"dbt {args[0]} failed: {type(result.exception).__name__}: {result.exception}")
+    return nodes
+
+
+def _database_key(target: WarehouseTarget) -> tuple:
+    """What of the connection parsing bakes into the manifest: the adapter and database name
+    (DuckDB names its catalog after the file)."""
+    if target.dialect == "duckdb":
+        return ("duckdb", Path(str(target.duckdb_path)).name.lstrip(".").split(".")[0])
+    from psycopg2.extensions import parse_dsn
+
+    params = parse_dsn(target.postgres_dsn or "")
+    return ("postgres", params.get("host"), params.get("port"), params.get("dbname"))
+
+
+def _vars_args(args: list[str]) -> list[str]:
+    i = args.index("--vars") if "--vars" in args else -1
+    return args[i : i + 2] if i >= 0 else []
+
+
+def _schema_vars(args: list[str]) -> dict[str, Any]:
+    """The vars parsing depends on (the schemas); the others are read when models compile."""
+    given = json.loads(_vars_args(args)[1]) if _vars_args(args) else {}
+    return {k: v for k, v in given.items() if k.endswith("_schema")}
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _rows_affected(result: Any) -> int | None:
+    rows = (result.adapter_response or {}).get("rows_affected")
+    return None if rows is None or rows < 0 else int(rows)
+
+
+def _model_runs(results: list[Any], counted: dict[str, int]) -> Iterator[ModelRun]:
+    for r in results:
+        node = r.node
+        layer = node.fqn[1] if len(node.fqn) > 2 else "models"
+        rows = _rows_affected(r)
+        yield ModelRun(node.name, layer, counted.get(node.name, rows), float(r.execution_time or 0.0))
+
+
+# -- before and after dbt --------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    full_refresh: bool
+    merchants: list[str] | None
+    missing: tuple[str, ...]
+    fingerprint: str
+    watermark: str | None
+    skip: bool = False
+    reason: str = ""
+    covered: list[str] = dataclasses.field(default_factory=list)  # listed merchants this build rebuilds
+
+
+def note_changed(target: WarehouseTarget, merchants: Sequence[str]) -> None:
+    """Remember that these merchants' raw rows changed, for the next build to rebuild them: a
+    sync calls it right after its load, so a run that skips the transforms (`--no-transform`), or
+    whose build fails, loses nothing for the incremental build that follows."""
+    if not merchants:
+        return
+    work = staging_schema(target)
+    check_identifier("staging schema", work)
+    wh = open_target(target)
+    try:
+        ph = wh.placeholder
+        wh.execute(f"CREATE SCHEMA IF NOT EXISTS {work}")
+        with wh.transaction():
+            wh.execute(f"CREATE TABLE IF NOT EXISTS {work}.{REBUILD_TABLE} (merchant TEXT)")
+            listed = {r[0] for r in wh.query(f"SELECT merchant FROM {work}.{REBUILD_TABLE}")[1]}
+            for m in sorted(set(merchants) - listed):
+                wh.execute(f"INSERT INTO {work}.{REBUILD_TABLE} (merchant) VALUES ({ph})", (m,))
+    finally:
+        wh.close()
+
+
+def _prepare(target: WarehouseTarget, settings: ReconciliationSettings, changed: Sequence[str] | None,
+             full_refresh: bool) -> _Plan:
+    """Write the calendar, decide full or incremental, list the merchants to rebuild."""
+    from transforms.marts import MARTS
+
+    work = staging_schema(target)
+    check_identifier("staging schema", work)
+    last_day = calendar_last_day(settings)
+    fingerprint = hashlib.sha256(json.dumps({
+        "settings": repr(dataclasses.astuple(settings)), "calendar": [str(CALENDAR_FIRST), str(last_day)],
+        "project": project_fingerprint(), "schemas": [target.raw_schema, target.marts_schema],
+    }).encode()).hexdigest()
+    wh = open_target(target)
+    try:
+        ph = wh.placeholder
+        present = [t for t in RAW_INPUTS if wh.table_exists(target.raw_schema, t)]
+        missing = tuple(sorted(set(RAW_INPUTS) - set(present)))
+        wh.execute(f"CREATE SCHEMA IF NOT EXISTS {work}")
+        wh.execute(f"CREATE TABLE IF NOT EXISTS {work}.{STATE_TABLE} (name TEXT, value TEXT)")
+        state = dict(wh.query(f"SELECT name, value FROM {work}.{STATE_TABLE}")[1])
+        marts_exist = all(wh.table_exists(target.marts_schema, m) for m in MARTS)
+        if not wh.table_exists(work, CALENDAR_TABLE) or state.get("fingerprint") != fingerprint:
+            _write_calendar(wh, work, settings, last_day)
+        # rows synced after this moment are new to the next build
+        watermark = _high_water_mark(wh, target.raw_schema, present)
+        reason = ""
+        if full_refresh:
+            reason = "asked for"
+        elif not marts_exist:
+            reason = "marts missing"
+            full_refresh = True
+        elif state.get("fingerprint") != fingerprint:
+            reason = "settings, calendar or models changed since the last build"
+            full_refresh = True
+        merchants: list[str] | None = None
+        if not full_refresh:
+            if changed is None:
+                merchants = _changed_since(wh, target.raw_schema, present, state.get("watermark"))
+                reason = "changed merchants found by _synced_at"
+            else:
+                merchants = sorted(set(changed))
+                reason = "changed merchants given by the sync"
+        with wh.transaction():
+            # added to what is already listed: merchants of a failed earlier build, and those
+            # syncs noted without building (`note_changed`), stay listed until a build covers them
+            wh.execute(f"CREATE TABLE IF NOT EXISTS {work}.{REBUILD_TABLE} (merchant TEXT)")
+            wh.execute(f"DELETE FROM {work}.{REBUILD_TABLE} WHERE merchant IS NULL")
+            listed = {r[0] for r in wh.query(f"SELECT merchant FROM {work}.{REBUILD_TABLE}")[1]}
+            for m in sorted(set(merchants or ()) - listed):
+                wh.execute(f"INSERT INTO {work}.{REBUILD_TABLE} (merchant) VALUES ({ph})", (m,))
+            covered = sorted(listed | set(merchants or ()))
+            if not full_refresh:
+                merchants = covered
+        return _Plan(full_refresh, merchants, missing, fingerprint, watermark,
+                     skip=not full_refresh and not merchants, reason=reason, covered=covered)
+    finally:
+        wh.close()
+
+
+def _finish(target: WarehouseTarget, plan: _Plan, results: list[Any]
+            ) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """After a successful run: record the state, clear the merchants to rebuild; count the rows
+    written where dbt does not say (DuckDB) and the exceptions."""
+    work = staging_schema(target)
+    wh = open_target(target)
+    try:
+        counted: dict[str, int] = {}
+        for r in results:
+            if _rows_affected(r) is None and getattr(r.node, "relation_name", None):
+                where = ""
+                if not plan.full_refresh and plan.merchants is not None and r.node.name != "settlement_calendar":
+                    ph = wh.placeholder
+                    where = " WHERE merchant IN (" + ", ".join([ph] * len(plan.merchants)) + ")" if plan.merchants else " WHERE 1 = 0"
+                counted[r.node.name] = int(wh.query(f"SELECT COUNT(*) FROM {r.node.relation_name}{where}",
+                                                    tuple(plan.merchants or ()) if where and plan.merchants else None)[1][0][0])
+        with wh.transaction():
+            wh.execute(f"DELETE FROM {work}.{STATE_TABLE}")
+            ph = wh.placeholder
+            wh.execute(f"INSERT INTO {work}.{STATE_TABLE} (name, value) VALUES ({ph}, {ph})", ("fingerprint", plan.fingerprint))
+            if plan.watermark is not None:
+                wh.execute(f"INSERT INTO {work}.{STATE_TABLE} (name, value) VALUES ({ph}, {ph})", ("watermark", plan.watermark))
+            # only what this build covered: a merchant noted meanwhile (a sync of another shard
+            # that committed after this build read the raw tables) stays listed for the next
+            for m in plan.covered:
+                wh.execute(f"DELETE FROM {work}.{REBUILD_TABLE} WHERE merchant = {ph}", (m,))
+        if target.dialect == "duckdb":
+            # write everything into the database file itself (not only its WAL), so a copy of the
+            # file taken now (the pipeline publishes one for analysts) holds the new marts
+            wh.execute("CHECKPOINT")
+        exceptions = f"{target.marts_schema}.reconciliation_exceptions"
+        if not wh.table_exists(target.marts_schema, "reconciliation_exceptions"):
+            return {}, {}, counted
+        _, by_type = wh.query(f"SELECT exception_type, COUNT(*) FROM {exceptions} GROUP BY exception_type ORDER BY 1")
+        _, by_severity = wh.query(f"SELECT severity, COUNT(*) FROM {exceptions} GROUP BY severity ORDER BY 1")
+        return {k: int(v) for k, v in by_type}, {k: int(v) for k, v in by_severity}, counted
+    finally:
+        wh.close()
+
+
+def _high_water_mark(wh: Warehouse, raw: str, tables: Sequence[str]) -> str | None:
+    if not tables:
+        return None
+    parts = " UNION ALL ".join(f"SELECT MAX(_synced_at) AS t FROM {raw}.{t}" for t in tables
+                               if "_synced_at" in wh.columns_of(raw, t))
+    if not parts:
+        return None
+    value = wh.query(f"SELECT MAX(t) FROM ({parts}) AS m")[1][0][0]
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _changed_since(wh: Warehouse, raw: str, tables: Sequence[str], watermark: str | None) -> list[str]:
+    """Merchants with raw rows synced after `watermark` (every merchant if None)."""
+    selects = []
+    for t in tables:
+        if watermark is not None and "_synced_at" in wh.columns_of(raw, t):
+            selects.append(f"SELECT DISTINCT merchant FROM {raw}.{t} "
+                           f"WHERE _synced_at > CAST('{watermark}' AS TIMESTAMPTZ) OR _synced_at IS NULL")
+        else:
+            selects.append(f"SELECT DISTINCT merchant FROM {raw}.{t}")
+    if not selects:
+        return []
+    return sorted(r[0] for r in wh.query(" UNION ".join(selects))[1] if r[0] is not None)
+
+
+def _write_calendar(wh: Warehouse, schema: str, settings: ReconciliationSettings, last_day: date) -> None:
+    """Replace the calendar's input table (in one transaction)."""
+    from transforms.calendar import settlement_calendar
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # holidays warns about years it has no data for
+        days = settlement_calendar(CALENDAR_FIRST, last_day, settings)
+    rows = [(d.calendar_date, d.is_business_day, d.holiday_name, d.business_day_number, d.expected_payout_date,
+             d.overdue_after_date) for d in days]
+    with wh.transaction():
+        wh.execute(f"DROP TABLE IF EXISTS {schema}.{CALENDAR_TABLE}")
+        wh.execute(f"CREATE TABLE {schema}.{CALENDAR_TABLE} (calendar_date DATE, is_business_day BOOLEAN, "
+                   "holiday_name TEXT, business_day_number INTEGER, expected_payout_date DATE, overdue_after_date DATE)")
+        wh.insert_many(f"{schema}.{CALENDAR_TABLE}", 6, rows)
