@@ -323,7 +323,11 @@ def invoke(target: WarehouseTarget, args: list[str], *, work_dir: str | Path | N
             if not parsed.success or parsed.result is None:
                 raise DbtFailed(f"dbt parse failed: {type(parsed.exception).__name__}: {parsed.exception}")
             manifest = _MANIFESTS[key] = parsed.result
-        result = dbtRunner(manifest=manifest, callbacks=list(callbacks)).invoke([*args, *common])
+        try:
+            result = dbtRunner(manifest=manifest, callbacks=list(callbacks)).invoke([*args, *common])
+        finally:
+            if target.dialect == "duckdb":
+                _release_duckdb()
     nodes = list(getattr(result.result, "results", None) or [])
     if raise_on_failure and not result.success:
         failed = [f"{r.node.name}: {r.message}" for r in nodes if str(r.status) in ("error", "fail")]
@@ -332,6 +336,19 @@ def invoke(target: WarehouseTarget, args: list[str], *, work_dir: str | Path | N
     if result.exception is not None:
         raise DbtFailed(f"dbt {args[0]} failed: {type(result.exception).__name__}: {result.exception}")
     return nodes
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB connection dbt-duckdb keeps open for the life of the process (its
+    `close_all_connections` only forgets it): the file's lock is released as soon as the command
+    is done, for the next process (another shard, the report, a test) and for a connection of
+    another configuration in this one."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        env, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+        if env is not None:
+            env.close()
 
 
 def _database_key(target: WarehouseTarget) -> tuple:
