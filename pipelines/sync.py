@@ -90,10 +90,16 @@ def sync_merchants(
     settings.token_store.merchants()  # readable, an earlier version's file moved in (TokenStoreError)
     settings.token_store.check_writable()  # before any refresh token is spent (TokenStoreError)
     pipeline = engine_pipeline(settings, pipeline_name, progress)
+    drop_half_deleted_packages(pipeline)
+    if not pipeline.has_pending_data:
+        # this pipeline's state as the destination has it, when newer than the working folder's
+        # (a worker that starts with an empty folder)
+        pipeline.sync_destination()
     known = pipeline.state.get("sources", {}).get("instamojo", {}).get("merchants", {})
     legacy = LegacyStates(settings, pipeline.destination)
-    # an earlier version's per-merchant pipelines: read before the run, never inside dlt's extract
-    inherited = legacy.prepare([n for n in names if n not in known])
+    # merchants new to this pipeline: another shard's state, or an earlier version's; read
+    # before the run, never inside dlt's extract
+    inherited = legacy.prepare([n for n in names if n not in known], own_pipeline=pipeline.pipeline_name)
     pipeline.activate()
     notes: dict[str, RunNotes] = {}
     source = instamojo_source(
@@ -110,7 +116,6 @@ def sync_merchants(
         **vars(settings.source),
     )
     step_error: str | None = None
-    drop_half_deleted_packages(pipeline)
     try:
         if pipeline.has_pending_data:
             # An earlier run stopped after extracting (crash, kill, destination down). dlt's

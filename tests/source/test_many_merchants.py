@@ -264,3 +264,28 @@ def test_success_false_inside_a_200_fails_the_listing_naming_the_message(sandbox
     error = results[broken].error
     assert "success=false" in error and "Temporary glitch at the bank" in error and "/v2/orders/" in error
     assert cursor(settings, broken, "orders") == before
+
+
+@pytest.mark.parametrize("keep_folders", [True, False])
+def test_a_merchant_moving_to_another_shard_keeps_its_cursors(sandbox_factory, settings_for, keep_folders):
+    import shutil
+
+    sb = sandbox_factory(SandboxConfig(seed=70, profile="small", merchants=3, page_size=10))
+    settings = settings_for(sb)
+    a, b, c = sb.merchants
+    assert sync_merchants(settings, [a, b], pipeline_name="instamojo__shard_00_of_02").ok
+    assert sync_merchants(settings, [c], pipeline_name="instamojo__shard_01_of_02").ok
+    before = {m: cursor(settings, m, "payments", "instamojo__shard_00_of_02" if m != c else "instamojo__shard_01_of_02")
+              for m in sb.merchants}
+    if not keep_folders:  # a fresh worker: only the destination remembers the shards' states
+        for name in ("instamojo__shard_00_of_02", "instamojo__shard_01_of_02"):
+            shutil.rmtree(settings.pipelines_dir / name)
+    sb.advance(hours=6)
+    sb.reset_stats()
+    # one shard now: every merchant is new to its pipeline, none is backfilled
+    run = sync_merchants(settings, sb.merchants, pipeline_name="instamojo__shard_00_of_01")
+    assert run.ok, [r.error for r in run.results if not r.ok]
+    for m in sb.merchants:
+        pages = -(-len(sb.truth(m, "payments")) // sb.config.page_size)
+        assert sb.request_count(merchant=m, endpoint="payments") < pages, m
+        assert cursor(settings, m, "payments", "instamojo__shard_00_of_01") >= before[m]

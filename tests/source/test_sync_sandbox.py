@@ -60,12 +60,12 @@ def assert_all_ok(results):
     assert not failed, failed
 
 
-def cursor(settings, merchant, family):
+def cursor(settings, merchant, family, pipeline_name=None):
     """Where a merchant's cursor of `family` stands in the engine's committed state."""
     from pipelines.warehouse import engine_pipeline
     from sources.instamojo.state import cursor_of
 
-    states = engine_pipeline(settings).state.get("sources", {}).get("instamojo", {}).get("merchants", {})
+    states = engine_pipeline(settings, pipeline_name).state.get("sources", {}).get("instamojo", {}).get("merchants", {})
     return cursor_of(states.get(merchant) or {}, family)
 
 
