@@ -93,6 +93,7 @@ class ArrowConverter:
         self.derived = set(derived)
         self.notes = ConversionNotes()
         self._columns = [c for c in table.columns if c.name not in _COMMON]
+        self._money_columns = [c for c in self._columns if c.kind == "money" and c.id_of is None]
         self._not_null = {c.name for c in table.columns if not c.nullable} | set(table.primary_key)
         self.record_schema = self._record_schema()
         self._json_fields = [c.api_field for c in self._columns if c.kind == "json"]
@@ -133,10 +134,12 @@ class ArrowConverter:
         ])
         lines = [b if b.find(b"\n") < 0 else orjson.dumps(orjson.loads(b)) for b in bodies]
         block = max(1 << 20, max(len(b) for b in lines) + 1)
+        data = b"\n".join(lines)
         try:
             pages = pa_json.read_json(
-                io.BytesIO(b"\n".join(lines)),
-                read_options=pa_json.ReadOptions(block_size=block, use_threads=True),
+                io.BytesIO(data),
+                # threads only pay for themselves on large batches (a page or two is parsed faster alone)
+                read_options=pa_json.ReadOptions(block_size=block, use_threads=len(data) > 1 << 20),
                 # a field outside the documented shape is inferred and becomes a text column
                 parse_options=pa_json.ParseOptions(explicit_schema=page_schema, unexpected_field_behavior="infer"),
             )
@@ -215,15 +218,18 @@ class ArrowConverter:
         """The typed table for `raw` (columns named as the API names its fields). `json_as_text`:
         the free-form JSON columns of `raw` already hold JSON text (the dict parser's output)."""
         n = raw.num_rows
+        raw = raw.combine_chunks()  # one chunk per column: every step below reads it as it is
         columns: dict[str, pa.Array] = {"merchant": pa.array([self.merchant] * n, pa.string())}
         variants: dict[str, pa.Array] = {}
+        money_ok = self._all_money_valid(raw)
         for col in self._columns:
             if col.id_of is not None:
                 columns[col.name] = pc.replace_substring_regex(_column(raw, col.id_of), _LAST_SEGMENT, r"\1")
                 continue
             values = _column(raw, col.api_field) if col.name not in self.derived else _column(raw, col.name)
             if col.kind == "money":
-                columns[col.name] = self._money(col, values, raw, variants)
+                columns[col.name] = (_combined(values).cast(MONEY_TYPE) if money_ok
+                                     else self._money(col, values, raw, variants))
             elif col.kind in ("timestamp", "date"):
                 columns[col.name] = self._time(col, values, raw)
             elif col.kind == "json":
@@ -240,6 +246,20 @@ class ArrowConverter:
         # nullability as declared (keys are NOT NULL), so dlt sees the same schema it was given
         fields = [pa.field(name, arr.type, nullable=name not in self._not_null) for name, arr in columns.items()]
         return pa.Table.from_arrays([_combined(a) for a in columns.values()], schema=pa.schema(fields))
+
+    def _all_money_valid(self, raw: pa.Table) -> bool:
+        """Whether every money value of `raw` is an amount with at most two decimals (or NULL),
+        judged in one pass over all money columns (a call per column costs more than the work
+        on a small batch)."""
+        texts = [_combined(_column(raw, c.api_field if c.name not in self.derived else c.name))
+                 for c in self._money_columns]
+        texts = [t for t in texts if len(t) and t.null_count < len(t)]
+        if not texts:
+            return True
+        if any(not pa.types.is_string(t.type) for t in texts):
+            return False
+        every = pa.concat_arrays(texts)
+        return pc.all(pc.match_substring_regex(every.drop_null(), _MONEY_PATTERN)).as_py() is not False
 
     def _money(self, col: Column, text: pa.Array, raw: pa.Table, variants: dict[str, pa.Array]) -> pa.Array:
         text = _combined(text)
@@ -334,10 +354,11 @@ def _coerce(value: Any, typ: pa.DataType) -> Any:
 
 def _column(table: pa.Table, name: str) -> pa.ChunkedArray | pa.Array:
     """A column by API field name; `parent.child` reads a field of an object; absent → NULLs."""
-    if name in table.column_names:
-        return table.column(name)
+    index = table.schema.get_field_index(name)  # a lookup, not a list of every column name
+    if index >= 0:
+        return table.column(index)
     parent, _, child = name.partition(".")
-    if child and parent in table.column_names:
+    if child and table.schema.get_field_index(parent) >= 0:
         parent_values = _combined(table.column(parent))
         if pa.types.is_struct(parent_values.type) and parent_values.type.get_field_index(child) >= 0:
             return pc.struct_field(parent_values, child)
@@ -345,7 +366,9 @@ def _column(table: pa.Table, name: str) -> pa.ChunkedArray | pa.Array:
 
 
 def _combined(values: pa.ChunkedArray | pa.Array) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if isinstance(values, pa.ChunkedArray):
+        return values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
+    return values
 
 
 def _json_text(values: pa.ChunkedArray | pa.Array | list[Any]) -> pa.Array:

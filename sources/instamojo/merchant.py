@@ -21,15 +21,15 @@ from . import settings as s
 from .auth import ClientCredentials, MerchantAuth
 from .client import ApiClient, HttpClients
 from .errors import AuthError, InstamojoError, redact
+from .identity import Account, AccountRegistry, IdentityError, check_same_account
 from .resources.common import ListingOptions, MerchantContext, RunNotes
 from .resources.orders import sync_orders
 from .resources.payments import sync_payments
 from .resources.payouts import sync_payouts
 from .resources.products import sync_products
-from .identity import Account, AccountRegistry, IdentityError, check_same_account
 from .resources.profile import PROFILE_ENDPOINTS, emit_profile, read_profile
 from .schema import Table
-from .state import FAMILIES, STATE_VERSION, MerchantState, cursor_of, family_state, iso, new_state
+from .state import FAMILIES, STATE_VERSION, MerchantState, cursor_of, family_state, fingerprint_of, iso, new_state
 from .token_store import TokenStore, choose_refresh_token
 
 log = logging.getLogger(__name__)
@@ -104,9 +104,15 @@ class MerchantSync:
         )
         # who this token belongs to, checked before anything of the merchant is loaded
         profile = self._identify(ctx)
+        seen = self.state.setdefault("profile_seen", {})
         for name, endpoint in PROFILE_ENDPOINTS:
-            if name in wanted and profile.get(name) is not None:
-                emit_profile(ctx, endpoint, profile[name])
+            doc = profile.get(name)
+            if name in wanted and doc is not None:
+                # loaded when it changed (or on a backfill): the same profile every hour is no news
+                fingerprint = fingerprint_of(doc)
+                if seen.get(name) != fingerprint or self.options.listing.backfill_from is not None:
+                    emit_profile(ctx, endpoint, doc)
+                    seen[name] = fingerprint
         # payouts before payments: see the module docstring
         families: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = [
             ("payouts", lambda st: sync_payouts(ctx, st, payments_cursor=cursor_of(self.state, "payments"))),

@@ -24,8 +24,11 @@ The document, per merchant (timestamps are UTC ISO-8601 text, so they compare as
 from __future__ import annotations
 
 import copy
+import hashlib
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
+
+import orjson
 
 STATE_VERSION = 1
 FAMILIES = ("payments", "payouts", "products", "orders")
@@ -66,6 +69,12 @@ def advance(old: str | None, seen: datetime | None) -> str | None:
         return old
     candidate = iso(seen)
     return candidate if old is None or candidate > old else old
+
+
+def fingerprint_of(record: Mapping[str, Any]) -> str:
+    """A short fingerprint of a record as the API sent it, kept in state to tell whether it
+    changed since it was last loaded."""
+    return hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 def prune(seen: dict[str, str], *, keep_days: float) -> None:

@@ -8,8 +8,9 @@ key merchant + order_id), so an order's lists always match the API's latest.
 An order created long ago can become paid later, which neither the cursor nor `pending=1` can
 see: `pending=1` lists only orders that are *still* pending. So the state keeps the orders seen
 pending (within `pending_orders_window_days` of the newest order); each run lists the pending
-ones of the window (usually one page), and every watched order missing from that list has
-changed and is re-read by its exact creation time (the API has no id filter).
+ones of the window (usually one page) and loads those that changed since last seen (a
+fingerprint of each record is kept), and every watched order missing from that list has changed
+and is re-read by its exact creation time (the API has no id filter).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from .. import settings as s
 from ..convert import ArrowConverter
 from ..errors import ScopeError
 from ..schema import ORDER_ITEM_VARIANTS, ORDER_ITEMS, ORDER_PAYMENTS, ORDERS, Table
-from ..state import advance, iso, parse_ts
-from .common import Batches, MerchantContext, read_listing
+from ..state import advance, fingerprint_of, iso, parse_ts
+from .common import MerchantContext, read_listing
 from .payments import newest
 
 
@@ -83,32 +84,34 @@ def sync_orders(ctx: MerchantContext, state: dict[str, Any]) -> dict[str, Any]:
         if ctx.options.backfill_from is not None:
             return state  # a backfill re-reads every order anyway; cursor and watch untouched
         cursor = advance(state.get("cursor"), seen)
-        watch = _watch_pending(ctx, tables, dict(state.get("watch") or {}), parse_ts(cursor))
+        fingerprints = dict(state.get("pending_seen") or {})
+        watch = _watch_pending(ctx, tables, dict(state.get("watch") or {}), parse_ts(cursor), fingerprints)
     if watch is None:  # the scope went away mid-run
         return state
-    return {**state, "cursor": cursor, "watch": watch}
+    return {**state, "cursor": cursor, "watch": watch, "pending_seen": fingerprints}
 
 
 def _watch_pending(ctx: MerchantContext, tables: OrderTables, watch: dict[str, str],
-                   newest_order: datetime | None) -> dict[str, str] | None:
-    """Merge the pending orders of the window and re-read watched ones that stopped being pending;
-    returns the new watch list (None when the orders scope was refused)."""
+                   newest_order: datetime | None, seen: dict[str, str]) -> dict[str, str] | None:
+    """Merge the pending orders of the window that changed since last seen, and re-read watched
+    ones that stopped being pending; returns the new watch list (None when the orders scope was
+    refused). `seen`: order id → fingerprint of its record when last loaded from this listing
+    (updated in place), so a pending order that did not change is not loaded again every run."""
     endpoint = s.ORDERS_ENDPOINT
     since = newest_order - timedelta(days=ctx.options.pending_orders_window_days) if newest_order else None
     still_pending: dict[str, str] = {}
+    changed: list[dict[str, Any]] = []
     try:
         params = {"pending": "1", **({"created_after": iso(since)} if since else {})}
-        batches = Batches(tables.orders, ctx.options.batch_rows, "orders")
         for page in ctx.api.iter_pages(endpoint.path, endpoint=endpoint.path + "?pending",
                                        envelope_key="orders", params=params, parse_all=True):
-            still_pending.update((r.get("id"), str(r.get("created_at"))) for r in page.records or [])
-            for batch in batches.add(page):
-                for table, rows in tables.split(batch):
-                    ctx.emit(table, rows)
-        for batch in batches.flush():
-            for table, rows in tables.split(batch):
-                ctx.emit(table, rows)
-        changed: list[dict[str, Any]] = []
+            for record in page.records or []:
+                order_id = record.get("id")
+                still_pending[order_id] = str(record.get("created_at"))
+                fingerprint = fingerprint_of(record)
+                if seen.get(order_id) != fingerprint:
+                    seen[order_id] = fingerprint
+                    changed.append(record)
         for order_id, created in watch.items():
             if order_id in still_pending:
                 continue
@@ -119,14 +122,17 @@ def _watch_pending(ctx: MerchantContext, tables: OrderTables, watch: dict[str, s
             for page in ctx.api.iter_pages(endpoint.path, endpoint=endpoint.path + "?pending",
                                            envelope_key="orders", params=around, parse_all=True):
                 changed += [r for r in page.records or [] if r.get("id") == order_id]
-        if changed:  # converted together: a conversion costs about as much for one order as for many
-            for table, rows in tables.split(tables.orders.convert(changed)):
-                ctx.emit(table, rows)
     except ScopeError as exc:
         ctx.skip_for_scope("orders", exc)
         return None
+    if changed:  # converted together: a conversion costs about as much for one order as for many
+        for table, rows in tables.split(tables.orders.convert(changed)):
+            ctx.emit(table, rows)
     horizon = iso(since) if since else ""
-    return {k: v for k, v in still_pending.items() if iso(parse_ts(v)) >= horizon}  # type: ignore[arg-type]
+    kept = {k: v for k, v in still_pending.items() if iso(parse_ts(v)) >= horizon}  # type: ignore[arg-type]
+    for order_id in [k for k in seen if k not in kept]:
+        del seen[order_id]
+    return kept
 
 
 def _explode(lists: pa.ChunkedArray | pa.Array, parent_ids: Any, parent_index: Any = None) -> tuple[pa.Table | None, Any, Any]:

@@ -24,7 +24,6 @@ from ..schema import PAYMENTS
 from ..state import advance, parse_ts
 from .common import MerchantContext, log, read_listing
 
-
 # Records per page while the listing is expected to stop at the lookback (a run with a cursor).
 INCREMENTAL_PAGE_SIZE = 100
 
