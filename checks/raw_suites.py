@@ -5,8 +5,9 @@ no drifted variant columns) plus the rules of its domain kept in `RULES` below: 
 columns the API always fills and which can never be negative, the value sets of status
 columns, the time order of timestamps, references between tables, freshness.
 
-Domain facts cited from ../shared/instamojo-api-reference.txt ("the reference") and
-docs/api-behaviour.md (where the reference is silent).
+Domain facts cited from Instamojo's API reference (https://docs.instamojo.com/, "the
+reference"), as docs/domain.md sums them up, and docs/api-behaviour.md (where the reference is
+silent).
 """
 
 from __future__ import annotations
