@@ -135,6 +135,7 @@ def sync_merchants(
     for name in names:
         run.results.append(_result(name, notes.get(name), states.get(name), step_error))
     if run.load_ok:
+        prune_pipeline_folder(pipeline)
         legacy.retire([r.merchant for r in run.results if states.get(r.merchant)])
         note_changed(warehouse_target(settings), run.changed_merchants)
     run.seconds = time.perf_counter() - started
@@ -162,6 +163,32 @@ def drop_half_deleted_packages(pipeline: Any) -> list[str]:
             removed.append(package.name)
             log.warning("removed the extracted package %s, left half-deleted by a killed run (its normalized "
                         "copy is kept)", package.name)
+    return removed
+
+
+# Loaded packages kept in the pipeline's folder (dlt keeps every one): the newest few, to look at
+# what the last runs loaded; older ones only grow the folder.
+KEEP_LOADED_PACKAGES = 3
+
+
+def prune_pipeline_folder(pipeline: Any, keep: int = KEEP_LOADED_PACKAGES) -> list[str]:
+    """Keep the pipeline's folder bounded after a successful load: dlt keeps every loaded package
+    (its job files and schema) and any package an extract started and never committed (a killed
+    run); both are removed here, except the newest `keep` loaded ones. Pending packages
+    (extracted or normalized, not yet loaded) are never touched: the next run loads them."""
+    import shutil
+
+    root = Path(pipeline.working_dir)
+    removed: list[str] = []
+    loaded = root / "load" / "loaded"
+    packages = sorted((p for p in loaded.iterdir() if p.is_dir()), key=lambda p: float(p.name)) if loaded.is_dir() else []
+    for package in packages[:-keep] if keep else packages:
+        shutil.rmtree(package, ignore_errors=True)
+        removed.append(package.name)
+    started = root / "load" / "new"  # extracts that never committed: nothing in them was counted
+    for package in sorted(started.iterdir()) if started.is_dir() else []:
+        shutil.rmtree(package, ignore_errors=True)
+        removed.append(package.name)
     return removed
 
 

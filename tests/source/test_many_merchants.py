@@ -289,3 +289,21 @@ def test_a_merchant_moving_to_another_shard_keeps_its_cursors(sandbox_factory, s
         pages = -(-len(sb.truth(m, "payments")) // sb.config.page_size)
         assert sb.request_count(merchant=m, endpoint="payments") < pages, m
         assert cursor(settings, m, "payments", "instamojo__shard_00_of_01") >= before[m]
+
+
+@pytest.mark.slow
+def test_fifty_runs_do_not_grow_the_pipelines_folder(sandbox_factory, tmp_path):
+    sb = sandbox_factory(SandboxConfig(seed=71, profile="small", merchants=1, days=3, page_size=50))
+    settings = pipeline_settings(sb, tmp_path)
+
+    def size() -> int:
+        return sum(p.stat().st_size for p in settings.pipelines_dir.rglob("*") if p.is_file() and p.name != "work.duckdb")
+
+    sizes = []
+    for run in range(50):
+        assert sync_merchants(settings, resources=["payouts", "user_info"]).ok
+        if run in (9, 49):
+            sizes.append(size())
+    loaded = settings.pipelines_dir / "instamojo__sync" / "load" / "loaded"
+    assert len(list(loaded.iterdir())) <= 3
+    assert sizes[1] <= sizes[0] * 1.1, sizes  # the 40 runs after the tenth added (almost) nothing
