@@ -474,7 +474,9 @@ class _Flow:
                 hint = (f"the client id or secret is wrong; check {SOURCE_SECTION}.client_id and "
                         f"client_secret in .dlt/secrets.toml (or SOURCES__INSTAMOJO__CLIENT_SECRET)")
             else:
-                hint = "see the error above"
+                hint = (f"check that {SOURCE_SECTION}.base_url ({self.settings.base_url}) is the API's root, "
+                        "e.g. https://api.instamojo.com" if resp.status_code == 404 else
+                        f"HTTP {resp.status_code} from the token endpoint")
             raise CodeExchangeFailed(
                 f"the token endpoint refused the authorization code with HTTP {resp.status_code} "
                 f"{gist or '(no details)'} ({hint}). Nothing was stored.",
@@ -847,9 +849,9 @@ def cmd_merchants(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
         print(render_merchants(settings, list_merchants(settings)))
-    except TokenStoreError as exc:
+    except TokenStoreError as exc:  # a file to fix or delete: a configuration problem
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_CONFIG
     return EXIT_OK
 
 

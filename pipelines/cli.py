@@ -28,7 +28,7 @@ from .config import DESTINATIONS, ConfigError, Settings, load_settings
 from .lock import AlreadyRunning, SyncLock
 from .progress import MerchantProgress
 from .steps import run_check_step, run_transform_step
-from .sync import SyncRun, sync_merchants
+from .sync import SyncRun, check_writable_folders, sync_merchants
 from .warehouse import publish
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
@@ -114,6 +114,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             products_lookback_days=days, orders_lookback_days=days))
     merchants = args.merchants or list(settings.merchants)
     started = time.perf_counter()
+    check_writable_folders(settings)
     with SyncLock(settings.lock_path):
         progress = MerchantProgress(len(merchants), args.progress)
         try:
@@ -161,6 +162,7 @@ def finish_run(settings: Settings, run: SyncRun, *, transform: bool, check: bool
 
 def cmd_transform(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    check_writable_folders(settings)
     with SyncLock(settings.lock_path):
         ok, lines = run_transform_step(settings, full_refresh=args.full_refresh)
         published = publish(settings)

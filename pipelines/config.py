@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -281,8 +282,12 @@ def load_settings(project_dir: Path | None = None) -> Settings:
     if not memory or not memory[0].isdigit():
         raise cfg.invalid(f"{PIPELINE_SECTION}.duckdb_memory_limit", memory, "a size such as \"384MB\" or \"2GB\"")
     base_url = str(cfg.get(f"{SOURCE_SECTION}.base_url", source_settings.DEFAULT_BASE_URL)).strip()
-    if not base_url.startswith(("http://", "https://")):
-        raise cfg.invalid(f"{SOURCE_SECTION}.base_url", base_url, "an http:// or https:// URL such as https://api.instamojo.com")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") \
+            or parts.query or parts.fragment:
+        # the API's paths (/v2/…, /oauth2/token/) are joined to it: a path here would hide them
+        raise cfg.invalid(f"{SOURCE_SECTION}.base_url", base_url,
+                          "the API's root URL, with no path, such as https://api.instamojo.com")
     return Settings(
         base_url=base_url,
         client_id=cfg.get(f"{SOURCE_SECTION}.client_id", secret=True),

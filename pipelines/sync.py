@@ -89,6 +89,7 @@ def sync_merchants(
     run = SyncRun(results=[])
     settings.token_store.merchants()  # readable, an earlier version's file moved in (TokenStoreError)
     settings.token_store.check_writable()  # before any refresh token is spent (TokenStoreError)
+    check_writable_folders(settings)  # the pipelines folder and the published copy's (ConfigError)
     pipeline = engine_pipeline(settings, pipeline_name, progress)
     drop_half_deleted_packages(pipeline)
     if not pipeline.has_pending_data:
@@ -140,6 +141,27 @@ def sync_merchants(
         note_changed(warehouse_target(settings), run.changed_merchants)
     run.seconds = time.perf_counter() - started
     return run
+
+
+def check_writable_folders(settings: Settings) -> None:
+    """Before any work: the folders a run writes (dlt's state and packages, the DuckDB working
+    file, the analysts' copy) exist or can be made, and take a file."""
+    import tempfile
+
+    from .config import ConfigError
+
+    folders = {("instamojo_elt.pipelines_dir", settings.pipelines_dir)}
+    if settings.destination == "duckdb":
+        folders.add(("instamojo_elt.duckdb_path", settings.duckdb_path.parent))
+    for key, folder in sorted(folders):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"the folder {folder} ({key}) is not writable ({exc.strerror or exc}); a sync "
+                              "writes its state and data there. Make it writable, or set "
+                              f"{key} to a writable place.") from None
 
 
 def drop_half_deleted_packages(pipeline: Any) -> list[str]:

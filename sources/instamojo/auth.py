@@ -85,6 +85,10 @@ def request_token(
             "invalid_client": "the client id or secret is wrong; check sources.instamojo.client_id "
             "and client_secret in .dlt/secrets.toml (or SOURCES__INSTAMOJO__CLIENT_SECRET)",
         }.get(code, f"HTTP {resp.status_code} from the token endpoint")
+        if resp.status_code == 404:
+            # nothing answers OAuth there: the configured base URL is not the API's root
+            hint = (f"nothing answers at {url}: sources.instamojo.base_url must be the API's root, e.g. "
+                    f"https://api.instamojo.com (no path), got {base_url!r}")
         if code == "invalid_grant" and getattr(resp.request, ATTEMPTS_ATTRIBUTE, 1) > 1:
             # The same refresh was sent more than once because an attempt got no answer: if
             # Instamojo rotated the token in that attempt, its answer (the new refresh token) was

@@ -194,3 +194,55 @@ def test_values_given_to_make_are_never_run(sandbox_factory, tmp_path, target, v
     assert not (tmp_path / "pwned").exists(), proc.stdout + proc.stderr
     assert proc.returncode != 0  # a bad name, bad SQL or bad arguments: refused, never run
     assert "Traceback" not in proc.stderr
+
+
+def test_a_base_url_with_a_path_is_a_configuration_error(sandbox_factory, tmp_path):
+    sb = sandbox_factory(SandboxConfig(seed=38, profile="small", page_size=50))
+    env = new_project(tmp_path, sb, sb.merchants[:1])
+    env["SOURCES__INSTAMOJO__BASE_URL"] = sb.base_url + "/v2/"
+    sb.reset_stats()
+    proc = cli(tmp_path, "sync", "--progress", "none", env=env)
+    assert proc.returncode == 2 and "sources.instamojo.base_url" in proc.stderr and "no path" in proc.stderr
+    assert "Traceback" not in proc.stderr and sb.request_count() == 0
+
+
+def test_a_corrupt_token_file_and_a_read_only_data_folder_are_named(sandbox_factory, tmp_path, read_only_folder):
+    sb = sandbox_factory(SandboxConfig(seed=39, profile="small", page_size=50))
+    env = new_project(tmp_path, sb, sb.merchants[:1])
+    tokens = tmp_path / ".dlt" / "tokens"
+    tokens.mkdir()
+    (tokens / f"{sb.merchants[0]}.json").write_text('{"refresh_token": "cut off')
+    for command in (("sync", "--progress", "none"), ("merchants",)):
+        proc = cli(tmp_path, *command, env=env)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"{sb.merchants[0]}.json is not valid" in proc.stderr and "Traceback" not in proc.stderr
+    (tokens / f"{sb.merchants[0]}.json").unlink()
+    data = read_only_folder(tmp_path / "data")
+    proc = cli(tmp_path, "sync", "--progress", "none", env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert str(data) in proc.stderr and "not writable" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.postgres
+def test_a_postgres_dsn_without_a_password_works_with_trust_authentication(sandbox_factory, tmp_path):
+    import uuid
+
+    sb = sandbox_factory(SandboxConfig(seed=40, profile="small", page_size=50))
+    env = new_project(tmp_path, sb, sb.merchants[:1])
+    raw = f"p{uuid.uuid4().hex[:8]}_raw"
+    env.update({"INSTAMOJO_ELT__DESTINATION": "postgres", "INSTAMOJO_ELT__RAW_DATASET": raw,
+                "INSTAMOJO_ELT__MARTS_DATASET": raw.replace("_raw", "_marts"),
+                "DESTINATION__POSTGRES__CREDENTIALS": "postgresql://postgres@127.0.0.1:5432/test"})
+    try:
+        proc = cli(tmp_path, "sync", "--progress", "none", "--no-check", env=env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr
+    finally:
+        from tests.pipeline_helpers import POSTGRES_DSN
+        from transforms.warehouse import Warehouse
+
+        wh = Warehouse.postgres(POSTGRES_DSN)
+        for schema in wh.query("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
+                               (raw.replace("_raw", "") + "%",))[1]:
+            wh.execute(f'DROP SCHEMA IF EXISTS "{schema[0]}" CASCADE')
+        wh.close()
