@@ -4,7 +4,7 @@ Every mart gets its key (not null, unique) and exact money (DECIMAL, two places)
 the marts are for: one row per raw payment, payout and order (nothing lost or invented by the
 transforms), status columns within the sets docs/marts.md defines, and the reconciliation
 verdicts that must hold for the data to be trusted — every payout's residual within the
-configured tolerance (`CheckSettings.payout_residual_tolerance`), no order whose API status
+configured tolerance (`[transforms] payout_tolerance`, passed as `CheckSettings.payout_residual_tolerance`), no order whose API status
 contradicts its payments. Business exceptions a person should look at (overdue settlements,
 high-severity rows of reconciliation_exceptions) are warnings: the data is right, the money
 may not be.
@@ -253,7 +253,7 @@ def plan_mart(ctx: PlanContext, name: str) -> SuitePlan:
                 "a payout whose figures do not add up is money paid wrongly, or a payout identity the "
                 "reconciliation does not understand",
                 detail_columns=("residual", "paid_amount", "expected_paid_amount"),
-                doc="every payout's |residual| ≤ `payout_residual_tolerance` (paid = sales − fee − tax − held "
+                doc="every payout's |residual| ≤ `payout_tolerance` (paid = sales − fee − tax − held "
                     "+ reversed − refunded − affiliate − partner), compared in exact paise",
             )
         )

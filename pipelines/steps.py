@@ -57,7 +57,10 @@ def run_check_step(settings: Settings, *, freshness: bool = True, suites: Sequen
 
     from .warehouse import published_snapshot
 
-    overrides: dict[str, Any] = {}
+    from transforms import ReconciliationSettings
+
+    # one payout tolerance: the marts' (a payout they call balanced passes its check)
+    overrides: dict[str, Any] = {"payout_residual_tolerance": ReconciliationSettings.from_dlt_config().payout_tolerance}
     if not freshness:
         overrides["freshness_max_age"] = None
     if suites:
