@@ -14,6 +14,7 @@ import math
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import dlt
@@ -75,7 +76,6 @@ def add_destination_args(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from dlt config, with the command line's overrides on top."""
-    from pathlib import Path
 
     settings = load_settings()
     return settings.with_overrides(
@@ -132,7 +132,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def finish_run(settings: Settings, run: SyncRun, *, transform: bool, check: bool,
                progress: MerchantProgress | None = None, freshness: bool = True, full_check: bool = False,
-               **transform_overrides: Any) -> tuple[bool, list[str]]:
+               check_docs_dir: Path | None = None, **transform_overrides: Any) -> tuple[bool, list[str]]:
     """After the load (the sync lock held): rebuild the marts, publish the analysts' copy, run the
     checks on it. `transform_overrides` replace `[transforms]` settings (the demo's `as_of`).
     Returns (ok, summary lines)."""
@@ -153,7 +153,7 @@ def finish_run(settings: Settings, run: SyncRun, *, transform: bool, check: bool
     if transform and check and t_ok:
         if progress:
             progress.phase("running the checks")
-        c_ok, lines = run_check_step(settings, freshness=freshness,
+        c_ok, lines = run_check_step(settings, freshness=freshness, docs_dir=check_docs_dir,
                                      changed_merchants=None if full_check else run.changed_merchants)
         ok &= c_ok
         extra += [""] + lines

@@ -48,7 +48,8 @@ def run_transform_step(settings: Settings, *, changed_merchants: Sequence[str] |
 
 
 def run_check_step(settings: Settings, *, freshness: bool = True, suites: Sequence[str] | None = None,
-                   changed_merchants: Sequence[str] | None = None) -> tuple[bool, list[str]]:
+                   changed_merchants: Sequence[str] | None = None,
+                   docs_dir: Path | None = None) -> tuple[bool, list[str]]:
     """Run the great-expectations suites and the dbt data tests (integrity: each must return
     zero rows); returns (ok, summary lines). `changed_merchants`: the suites judge only these
     merchants' rows (what a sync changed); None: every merchant (a full pass, `make check`)."""
@@ -67,6 +68,8 @@ def run_check_step(settings: Settings, *, freshness: bool = True, suites: Sequen
         overrides["suites"] = tuple(suites)
     if changed_merchants is not None:
         overrides["merchants"] = tuple(changed_merchants)
+    if docs_dir is not None:  # the demo keeps its Data Docs beside its own files
+        overrides["docs_dir"] = docs_dir
     try:
         check_settings = CheckSettings.from_dlt_config(**overrides)
         # what analysts see (for DuckDB a private snapshot of the published copy, so neither a
