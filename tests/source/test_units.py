@@ -189,6 +189,7 @@ class TestNewestFirstProof:
         for page in self.pages([9, 8, 8], [7, 5], [5, 1]):
             holds, newest = proof.observe(page)
         assert holds and newest == datetime(2026, 1, 5, tzinfo=timezone.utc)
+        assert proof.page_oldest == datetime(2026, 1, 1, tzinfo=timezone.utc)
 
     @pytest.mark.parametrize("pages", [([9, 8], [9, 1]), ([1, 2], [3, 4]), ([5, 9], [1])])
     def test_any_disorder_disproves_for_good(self, pages):
