@@ -20,8 +20,9 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from checks.report import CheckReport, ExpectationResult, SuiteResult
 from checks.settings import CheckSettings
@@ -60,7 +61,7 @@ def select_suites(specs: list[SuiteSpec], names: Iterable[str] | None) -> list[S
 
 
 def run_checks(
-    warehouse: "Warehouse",
+    warehouse: Warehouse,
     *,
     raw_schema: str = "instamojo_raw",
     marts_schema: str = "instamojo",
@@ -75,7 +76,7 @@ def run_checks(
     error-severity expectation and no expectation that raised), `.summary()`, per-suite
     results and `.docs_index`.
     """
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     specs = select_suites(all_suites(), settings.suites)
     ctx = _plan_context(warehouse, raw_schema, marts_schema, settings, started)
@@ -103,7 +104,7 @@ def run_checks(
 
 
 def plan_checks(
-    warehouse: "Warehouse",
+    warehouse: Warehouse,
     *,
     raw_schema: str = "instamojo_raw",
     marts_schema: str = "instamojo",
@@ -112,7 +113,7 @@ def plan_checks(
     """What `run_checks` would run on this warehouse, without running it (no great-expectations
     import): each selected suite with its plan (its SQL and expectations, or why it is skipped).
     For documentation and tests."""
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     ctx = _plan_context(warehouse, raw_schema, marts_schema, settings, started)
     return [(spec, spec.plan(ctx)) for spec in select_suites(all_suites(), settings.suites)]
 
@@ -306,7 +307,7 @@ def _validate(gx, context, spec, plan: SuitePlan, frame, qualified, settings, ru
     results = [
         slot if slot is not None
         else _result(spec, qualified, e, success=False, raised="great-expectations returned no result for it")
-        for e, slot in zip(expects, slots)
+        for e, slot in zip(expects, slots, strict=True)
     ]
     return results + strays
 

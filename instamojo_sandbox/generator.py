@@ -298,7 +298,7 @@ class MerchantGenerator:
         by_fraction = sorted(range(len(days)), key=lambda i: (-(quotas[i] - counts[i]), i))
         for i in by_fraction[:short]:
             counts[i] += 1
-        return dict(zip(days, counts))
+        return dict(zip(days, counts, strict=True))
 
     def _day_count(self, day: dt.date, rng: random.Random) -> int:
         if day in self.exact:

@@ -310,7 +310,7 @@ def unpack_merchant(blob) -> tuple[int, MerchantState, list]:
         id_list = ids.split("\x00") if key_list else []
         recs = []
         start = 0
-        for key, rid, length, tag in zip(key_list, id_list, length_list, tags):
+        for key, rid, length, tag in zip(key_list, id_list, length_list, tags, strict=True):
             rec = Rec(key, rid)
             rec.json = jsons[start:start + length]
             rec.tag = tag

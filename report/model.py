@@ -5,10 +5,11 @@ figure is"). Nothing here formats or draws; `render` does."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 from .formatting import IST, to_ist
 from .marts import Marts, ReportError
