@@ -211,6 +211,8 @@ def _run_suite(gx, context, warehouse, ctx: PlanContext, spec: SuiteSpec, run_na
         return result
 
     try:
+        if plan.sql is None:
+            raise ValueError(f"suite {spec.name} planned no query and gave no reason (neither missing nor skipped)")
         frame = _read_frame(warehouse, plan.sql)
     except Exception as exc:
         result.results.append(_raised_result(spec, qualified, "read the table", exc))
@@ -281,8 +283,9 @@ def _validate(gx, context, spec, plan: SuitePlan, frame, qualified, settings, ru
     strays: list[ExpectationResult] = []
     for r in getattr(outcome, "results", None) or []:
         config = getattr(r, "expectation_config", None)
-        i = slot_of.get(getattr(config, "id", None))
-        if i is None or slots[i] is not None:
+        config_id = getattr(config, "id", None)
+        slot = slot_of.get(config_id) if config_id is not None else None
+        if slot is None or slots[slot] is not None:
             # a result that cannot be tied to exactly one of our expectations is no verdict
             strays.append(
                 ExpectationResult(
@@ -294,16 +297,16 @@ def _validate(gx, context, spec, plan: SuitePlan, frame, qualified, settings, ru
                 )
             )
             continue
-        slots[i] = _from_gx(spec, qualified, expects[i], r, plan.index_columns, shown)
-        judged = slots[i].element_count
-        if slots[i].raised is None and judged is not None and judged != len(frame):
+        judgement = slots[slot] = _from_gx(spec, qualified, expects[slot], r, plan.index_columns, shown)
+        judged = judgement.element_count
+        if judgement.raised is None and judged is not None and judged != len(frame):
             # a verdict on other rows than the batch's is no verdict on this table
-            slots[i].success = False
-            slots[i].raised = f"great-expectations judged {judged} rows, the batch has {len(frame)}"
-        missing = [c for c in expects[i].columns if c not in frame.columns]
-        if slots[i].raised is not None and missing:
+            judgement.success = False
+            judgement.raised = f"great-expectations judged {judged} rows, the batch has {len(frame)}"
+        missing = [c for c in expects[slot].columns if c not in frame.columns]
+        if judgement.raised is not None and missing:
             # great-expectations' own message can be cryptic (an IndexError): say what is wrong
-            slots[i].raised = f"column {', '.join(missing)} missing from {qualified} ({slots[i].raised})"
+            judgement.raised = f"column {', '.join(missing)} missing from {qualified} ({judgement.raised})"
     results = [
         slot if slot is not None
         else _result(spec, qualified, e, success=False, raised="great-expectations returned no result for it")
@@ -410,7 +413,7 @@ def _raised_result(spec, qualified, doing: str, exc: Exception) -> ExpectationRe
 
 
 def _snake(name: str) -> str:
-    out = []
+    out: list[str] = []
     for ch in name:
         if ch.isupper() and out:
             out.append("_")

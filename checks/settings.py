@@ -134,7 +134,7 @@ class CheckSettings:
 
         section: dict[str, Any] = {}
         for key in sorted(_KEYS | {"payout_residual_tolerance"}):
-            value = dlt.config.get(f"checks.{key}")
+            value: Any = dlt.config.get(f"checks.{key}")
             if value is not None:
                 section[key] = value
         return cls.from_mapping(section, **overrides)
