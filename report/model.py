@@ -206,8 +206,8 @@ class MerchantReport:
     @property
     def latest_at(self) -> datetime | None:
         times = [self.freshness.get(k) for k in ("latest_payment_at", "latest_payout_at", "latest_order_at")]
-        times = [t for t in times if t is not None]
-        return max(times, key=lambda t: to_ist(t)) if times else None
+        known = [t for t in times if t is not None]
+        return max(known, key=lambda t: to_ist(t)) if known else None
 
 
 @dataclass
@@ -392,7 +392,8 @@ def _merchant_report(merchant: str, period: Period, freshness: dict[str, Any], c
     exception_groups.sort(key=lambda g: (SEVERITY_ORDER.get(g.severity, 9), -g.amount, g.key))
 
     order_groups = []
-    for status in ORDER_STATUSES + tuple(sorted({o["status"] for o in orders} - set(ORDER_STATUSES) - {"paid"})):
+    statuses: tuple[str, ...] = ORDER_STATUSES + tuple(sorted({o["status"] for o in orders} - set(ORDER_STATUSES) - {"paid"}))
+    for status in statuses:
         rows = [o for o in orders if o["status"] == status]
         if rows:
             order_groups.append(Group(status, ORDER_STATUS_LABELS.get(status, status), rows,
