@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from checks.common import currency_inr, in_set, key_expectations, money_expectations
-from checks.spec import Expect, PlanContext, SuitePlan, SuiteSpec, quote
+from checks.spec import Expect, PlanContext, Severity, SuitePlan, SuiteSpec, quote
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class NotInSet:
 
     column: str
     values: tuple[str, ...]
-    severity: str
+    severity: Severity
     what: str
     why: str
     detail_columns: tuple[str, ...] | None = None
@@ -279,6 +279,9 @@ def _distinct_rows(ctx: PlanContext, table: str, key: tuple[str, ...]) -> int:
     """Distinct keys of a raw table (0 when it does not exist: the mart is then empty too)."""
     if not ctx.exists("raw", table):
         return 0
+    scalar = ctx.scalar
+    if scalar is None:
+        raise RuntimeError(f"planning the mart of raw {table} needs a warehouse to count its rows (PlanContext.scalar)")
     cols = ", ".join(quote(c) for c in key)
-    return int(ctx.scalar(f"SELECT COUNT(*) FROM (SELECT DISTINCT {cols} FROM {ctx.qualified('raw', table)}"
+    return int(scalar(f"SELECT COUNT(*) FROM (SELECT DISTINCT {cols} FROM {ctx.qualified('raw', table)}"
                           f"{ctx.merchant_filter()}) d"))

@@ -15,10 +15,11 @@ the one the marts flag `payout_residual` exceptions with, passed in by the pipel
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 DEFAULT_DOCS_DIR = Path("data/check-docs")
 
@@ -93,7 +94,7 @@ class CheckSettings:
             object.__setattr__(self, "docs_dir", Path(self.docs_dir))
 
     @classmethod
-    def from_mapping(cls, section: Mapping[str, Any] | None, **overrides: Any) -> "CheckSettings":
+    def from_mapping(cls, section: Mapping[str, Any] | None, **overrides: Any) -> CheckSettings:
         """Build settings from the `[checks]` section of `.dlt/config.toml` (a mapping; missing
         keys keep their defaults), then apply `overrides` (CheckSettings field names, e.g.
         `freshness_max_age=None` for the demo). Unknown keys are an error, so typos surface."""
@@ -126,14 +127,14 @@ class CheckSettings:
         return replace(cls(**kwargs), **overrides) if overrides else cls(**kwargs)
 
     @classmethod
-    def from_dlt_config(cls, **overrides: Any) -> "CheckSettings":
+    def from_dlt_config(cls, **overrides: Any) -> CheckSettings:
         """Read `[checks]` through dlt's config providers (`.dlt/config.toml` in the working
         directory, environment variables such as `CHECKS__FRESHNESS_MAX_AGE_HOURS`)."""
         import dlt
 
         section: dict[str, Any] = {}
         for key in sorted(_KEYS | {"payout_residual_tolerance"}):
-            value = dlt.config.get(f"checks.{key}")
+            value: Any = dlt.config.get(f"checks.{key}")
             if value is not None:
                 section[key] = value
         return cls.from_mapping(section, **overrides)
