@@ -16,7 +16,7 @@ override Q := $(value Q)
 export ARGS MERCHANT Q
 RUN := set -f; $(PY)
 
-.PHONY: help venv browser test test-fast demo sync transform check report docs query sandbox authorize merchants bench bench-sandbox bench-merchants lock clean
+.PHONY: help venv browser lint test test-fast demo sync transform check report docs query sandbox authorize merchants bench bench-sandbox bench-merchants lock clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,8 +46,12 @@ browser: ## install headless Chromium for the browser tests (Debian's chromium +
 	test -x $(CHROMIUM) && test -x $(CHROMEDRIVER) \
 	  || { echo "error: apt-get finished but $(CHROMIUM) or $(CHROMEDRIVER) is missing" >&2; exit 1; }
 
-test: $(STAMP) browser ## run the whole test suite (slow and postgres tests included)
+test: $(STAMP) browser lint ## lint, then the whole test suite (slow and postgres tests included)
 	$(RUN) -m pytest -m "slow or not slow" -n 2 $$ARGS
+
+lint: $(STAMP) ## ruff and mypy over the whole tree (configured in pyproject.toml)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 test-fast: $(STAMP) ## run the fast tests only
 	$(RUN) -m pytest $$ARGS
