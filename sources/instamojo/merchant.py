@@ -22,6 +22,7 @@ from .auth import ClientCredentials, MerchantAuth
 from .client import ApiClient, HttpClients
 from .errors import AuthError, InstamojoError, redact
 from .identity import Account, AccountRegistry, IdentityError, check_same_account
+from .personal import KEEP_ALL, PersonalDataPolicy
 from .resources.common import ListingOptions, MerchantContext, RunNotes
 from .resources.orders import sync_orders
 from .resources.payments import sync_payments
@@ -54,6 +55,8 @@ class FetchOptions:
     listing: ListingOptions = ListingOptions()
     page_concurrency: int = s.DEFAULT_PAGE_CONCURRENCY
     page_size: int | None = s.DEFAULT_PAGE_SIZE
+    # what happens to personal fields before a row leaves the source (personal.py)
+    personal: PersonalDataPolicy = KEEP_ALL
 
 
 class MerchantSync:
@@ -200,9 +203,11 @@ class MerchantSync:
         return tuple(wanted)
 
     def _emit(self, table: Table, rows: pa.Table) -> None:
+        # every table of the merchant leaves the source here: the one place personal fields are
+        # pseudonymized or dropped, before dlt (load package, warehouse, logs) sees any of them
         if rows.num_rows:
             self.notes.rows_by_table[table.name] += rows.num_rows
-            self.emit(table, rows)
+            self.emit(table, self.options.personal.apply(table.name, rows))
 
     def _committable(self) -> MerchantState | None:
         """The state to commit: every family whose listing finished has its new part."""

@@ -1,0 +1,52 @@
+"""The personal-data settings: bad values and a misplaced or missing key are configuration
+errors (exit 2) naming the key, raised before any request reaches the API."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.personal_data.pii_helpers import KEY, cli, project_env, small_sandbox
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with small_sandbox() as sandbox:
+        sandbox.start()
+        yield sandbox
+
+
+def test_pseudonymize_without_a_key_is_refused_before_any_request(sb, tmp_path):
+    env = project_env(sb, tmp_path, buyer_contact="pseudonymize")
+    sb.reset_stats()
+    before = sb.request_count()
+    proc = cli(tmp_path, "sync", "--progress", "none", env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "sources.instamojo.pii_key" in proc.stderr and "SOURCES__INSTAMOJO__PII_KEY" in proc.stderr
+    assert "sources.instamojo.personal_data.buyer_contact" in proc.stderr
+    assert sb.request_count() == before
+
+
+def test_an_unknown_mode_names_the_key_and_where_it_came_from(sb, tmp_path):
+    env = project_env(sb, tmp_path, buyer_identity="hash")
+    proc = cli(tmp_path, "sync", env=env)
+    assert proc.returncode == 2
+    assert "sources.instamojo.personal_data.buyer_identity = 'hash'" in proc.stderr
+    assert "SOURCES__INSTAMOJO__PERSONAL_DATA__BUYER_IDENTITY" in proc.stderr
+    assert '"keep", "pseudonymize", "drop"' in proc.stderr
+
+
+def test_a_key_in_the_committed_config_file_is_refused_and_never_shown(sb, tmp_path):
+    env = project_env(sb, tmp_path, buyer_contact="pseudonymize")
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(f'[sources.instamojo]\npii_key = "{KEY}"\n')
+    proc = cli(tmp_path, "sync", env=env)
+    assert proc.returncode == 2
+    assert "config.toml" in proc.stderr and "secrets.toml" in proc.stderr
+    assert KEY not in proc.stdout + proc.stderr
+
+
+def test_a_short_key_is_refused_without_showing_it(sb, tmp_path):
+    env = project_env(sb, tmp_path, buyer_contact="pseudonymize", pii_key="short-key")
+    proc = cli(tmp_path, "sync", env=env)
+    assert proc.returncode == 2
+    assert "sources.instamojo.pii_key" in proc.stderr and "short-key" not in proc.stderr
