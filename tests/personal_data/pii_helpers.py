@@ -33,7 +33,7 @@ def small_sandbox() -> Sandbox:
 def cli(folder: Path, *args: str, env: dict[str, str], stdin: str | None = None,
         timeout: float = 300) -> subprocess.CompletedProcess:
     """`python -m pipelines …` in `folder` (a project folder of its own), as cron runs it."""
-    return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=folder, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=folder, env=env, capture_output=True, check=False,
                           text=True, timeout=timeout, input=stdin)
 
 
