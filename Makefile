@@ -16,7 +16,7 @@ override Q := $(value Q)
 export ARGS MERCHANT Q
 RUN := set -f; $(PY)
 
-.PHONY: help venv browser test test-fast demo sync transform check report docs query sandbox authorize merchants bench bench-sandbox bench-merchants lock clean
+.PHONY: help venv browser test test-fast demo sync transform check report docs query sandbox authorize merchants bench bench-sandbox bench-merchants forget rewrite-pii lock clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -86,6 +86,10 @@ bench-sandbox: $(STAMP) ## rows/s the sandbox serves: 1,000,000 payments at page
 authorize: $(STAMP) ## add a merchant: OAuth2 in the browser, stores its refresh token (MERCHANT=acme ARGS="--no-browser")
 	@test -n "$$MERCHANT" || { echo 'usage: make authorize MERCHANT=<name> [ARGS="--scopes payments:read,payouts:read --no-browser"]' >&2; exit 2; }
 	$(RUN) -m pipelines authorize "$$MERCHANT" $$ARGS
+
+forget: $(STAMP) ## erase one merchant: rows, marts, state, load packages, token (MERCHANT=acme ARGS="--yes")
+	@test -n "$$MERCHANT" || { echo 'usage: make forget MERCHANT=<name> [ARGS="--yes --destination postgres"]' >&2; exit 2; }
+	$(RUN) -m pipelines forget "$$MERCHANT" $$ARGS
 
 merchants: $(STAMP) ## list merchants, the scopes each granted and when (never a token)
 	$(RUN) -m pipelines merchants $$ARGS

@@ -253,7 +253,8 @@ def _plugin_modules() -> list[Any]:
     import importlib
 
     modules = []
-    for name in ("pipelines.demo", "pipelines.authorize", "pipelines.query", "pipelines.bench", "pipelines.report"):
+    for name in ("pipelines.demo", "pipelines.authorize", "pipelines.query", "pipelines.bench", "pipelines.report",
+                 "pipelines.forget"):
         try:
             modules.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:

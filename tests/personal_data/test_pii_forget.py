@@ -1,0 +1,110 @@
+"""`python -m pipelines forget <merchant>`: after syncing three merchants and forgetting one, no
+row, state, package or token of it is left, in the working file and the analysts' copy (or in
+Postgres), the other two are untouched, a second forget is a no-op, and the next sync neither
+fails nor brings it back until it is re-authorized. Real processes, sandbox over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dlt.common.versioned_state import decompress_state
+from sources.instamojo.token_store import TokenStore
+from tests.personal_data.pii_helpers import cli, emails, leaks, project_env, query, small_sandbox
+
+pytestmark = pytest.mark.slow  # three syncs and two forgets: about a minute
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with small_sandbox() as sandbox:
+        sandbox.start()
+        yield sandbox
+
+
+def merchant_rows(db: Path) -> dict[tuple[str, str], dict[str, int]]:
+    """(schema, table) → merchant → rows, for every base table with a merchant column."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = con.execute("SELECT c.table_schema, c.table_name FROM information_schema.columns c JOIN "
+                             "information_schema.tables t USING (table_catalog, table_schema, table_name) "
+                             "WHERE c.column_name = 'merchant' AND t.table_type = 'BASE TABLE'").fetchall()
+        return {(s, t): dict(con.execute(f"SELECT merchant, COUNT(*) FROM {s}.{t} GROUP BY 1").fetchall())
+                for s, t in tables}
+
+
+def stored_states(db: Path) -> list[dict]:
+    return [decompress_state(s) for (s,) in query(db, "SELECT state FROM instamojo_raw._dlt_pipeline_state")]
+
+
+def merchants_in(state: dict) -> set[str]:
+    return set(((state.get("sources") or {}).get("instamojo") or {}).get("merchants") or {})
+
+
+@pytest.fixture(scope="module")
+def forgotten(sb, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("forget")
+    env = project_env(sb, folder)
+    synced = cli(folder, "sync", "--no-check", "--progress", "none", env=env)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    victim = sb.merchants[0]
+    before = merchant_rows(folder / "warehouse.duckdb")
+    unconfirmed = cli(folder, "forget", victim, env=env)  # no terminal, no --yes
+    first = cli(folder, "forget", victim, "--yes", env=env)
+    second = cli(folder, "forget", victim, "--yes", env=env)
+    return folder, env, victim, before, unconfirmed, first, second
+
+
+def test_without_a_terminal_forget_needs_yes(forgotten):
+    _, _, _, _, unconfirmed, _, _ = forgotten
+    assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
+
+
+def test_no_row_state_package_or_token_of_the_merchant_is_left(sb, forgotten):
+    folder, _, victim, before, _, first, second = forgotten
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "instamojo_raw.payments" in first.stdout and "rows removed" in first.stdout
+    assert any(victim in counts for counts in before.values())
+    for db in (folder / "pipelines" / "work.duckdb", folder / "warehouse.duckdb"):
+        after = merchant_rows(db)
+        assert not [table for table, counts in after.items() if victim in counts], db
+        # the other two are untouched
+        assert {t: {m: n for m, n in c.items() if m != victim} for t, c in before.items()} == after
+        assert all(victim not in merchants_in(s) for s in stored_states(db))
+        assert any(merchants_in(s) for s in stored_states(db))
+    import dlt
+
+    local = dlt.pipeline(pipeline_name="instamojo__sync", pipelines_dir=str(folder / "pipelines")).state
+    assert victim not in merchants_in(local) and len(merchants_in(local)) == 2
+    assert not list((folder / "pipelines").glob("instamojo__sync/load/loaded/*"))
+    store = TokenStore(folder / "tokens.json")
+    assert store.get(victim) is None and all(store.get(m) for m in sb.merchants[1:])
+    assert second.returncode == 0 and "nothing to forget" in second.stdout
+
+
+def test_the_duckdb_files_bytes_hold_none_of_its_buyers_emails(sb, forgotten):
+    folder, _, victim, _, _, first, _ = forgotten
+    assert "left in the file's bytes: 0 of" in first.stdout
+    victims = emails(sb, victim) - set().union(*(emails(sb, m) for m in sb.merchants[1:]))
+    assert victims
+    for db in (folder / "pipelines" / "work.duckdb", folder / "warehouse.duckdb"):
+        assert leaks(db.read_bytes(), victims) == [], db
+    # the others' are still there (the search finds what is there)
+    assert leaks((folder / "warehouse.duckdb").read_bytes(), emails(sb, sb.merchants[1]))
+
+
+def test_the_next_sync_skips_it_until_it_is_re_authorized(sb, forgotten):
+    folder, env, victim, _, _, _, _ = forgotten
+    proc = cli(folder, "sync", "--no-check", "--progress", "none", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "forgotten" in proc.stdout and f"make authorize MERCHANT={victim}" in proc.stdout
+    assert victim not in {m for counts in merchant_rows(folder / "warehouse.duckdb").values() for m in counts}
+    # re-authorized (as `make authorize` does: a token stored again): synced from scratch
+    from tests.oauth_flow import obtain_tokens
+
+    TokenStore(folder / "tokens.json").put(victim, obtain_tokens(sb, victim)["refresh_token"])
+    proc = cli(folder, "sync", "--no-check", "--no-transform", "--progress", "none", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    payments = dict(query(folder / "warehouse.duckdb", "SELECT merchant, COUNT(*) FROM instamojo_raw.payments GROUP BY 1"))
+    assert payments.get(victim) == len(sb.truth(victim, "payments"))
