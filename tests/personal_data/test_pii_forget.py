@@ -108,3 +108,47 @@ def test_the_next_sync_skips_it_until_it_is_re_authorized(sb, forgotten):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     payments = dict(query(folder / "warehouse.duckdb", "SELECT merchant, COUNT(*) FROM instamojo_raw.payments GROUP BY 1"))
     assert payments.get(victim) == len(sb.truth(victim, "payments"))
+
+
+@pytest.mark.postgres
+def test_forget_on_postgres_leaves_no_row_or_state_and_is_idempotent(sb, tmp_path):
+    import uuid
+
+    from tests.pipeline_helpers import POSTGRES_DSN
+    from transforms.warehouse import Warehouse
+
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    env = project_env(sb, tmp_path)
+    env.update({"INSTAMOJO_ELT__DESTINATION": "postgres", "DESTINATION__POSTGRES__CREDENTIALS": POSTGRES_DSN,
+                "INSTAMOJO_ELT__RAW_DATASET": f"{prefix}_raw", "INSTAMOJO_ELT__MARTS_DATASET": f"{prefix}_marts"})
+    victim = sb.merchants[1]
+    wh = Warehouse.postgres(POSTGRES_DSN)
+
+    def rows_by_merchant() -> dict[str, int]:
+        _, tables = wh.query("SELECT table_schema, table_name FROM information_schema.columns WHERE column_name = "
+                             "'merchant' AND table_schema LIKE %s", (f"{prefix}%",))
+        counts: dict[str, int] = {}
+        for schema, table in tables:
+            for merchant, n in wh.query(f'SELECT merchant, COUNT(*) FROM "{schema}"."{table}" GROUP BY 1')[1]:
+                counts[merchant] = counts.get(merchant, 0) + n
+        return counts
+
+    try:
+        synced = cli(tmp_path, "sync", "--no-check", "--progress", "none", env=env)
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        before = rows_by_merchant()
+        assert before.get(victim)
+        first = cli(tmp_path, "forget", victim, "--yes", env=env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        after = rows_by_merchant()
+        assert victim not in after and after == {m: n for m, n in before.items() if m != victim}
+        _, states = wh.query(f"SELECT state FROM {prefix}_raw._dlt_pipeline_state")
+        assert states and all(victim not in merchants_in(decompress_state(s)) for (s,) in states)
+        second = cli(tmp_path, "forget", victim, "--yes", env=env)
+        assert second.returncode == 0 and "nothing to forget" in second.stdout
+    finally:
+        _, schemas = wh.query("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
+                              (f"{prefix}%",))
+        for (schema,) in schemas:
+            wh.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        wh.close()
