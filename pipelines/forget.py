@@ -326,6 +326,7 @@ def forget_merchant(settings: Settings, merchant: str, *, confirm: Callable[[For
     found.rows = erase_in_warehouse(settings, merchant)
     erase_local(settings, merchant)
     settings.token_store.remove(merchant)
+    settings.token_store.clear_refused(merchant)
     if settings.destination == "duckdb" and settings.duckdb_work_path.exists():
         rewrite_duckdb_file(settings.duckdb_work_path)
         found.left_in_file = values_in_file(settings.duckdb_work_path, found.personal_values)

@@ -37,6 +37,7 @@ from .names import MerchantNameError, check_merchant_name
 
 DEFAULT_TOKEN_STORE = Path(".dlt") / "tokens"
 LEGACY_FILE_NAME = "instamojo.tokens.json"
+STATUS_DIR = ".status"  # per merchant: since when its refresh token is refused (mark_refused)
 FORGOTTEN_DIR = ".forgotten"  # merchants erased with `make forget` (see TokenStore.mark_forgotten)
 _FORMAT_VERSION = 2
 _migrated: set[Path] = set()
@@ -220,6 +221,34 @@ class TokenStore:
     def clear_forgotten(self, merchant: str) -> None:
         """The merchant was re-authorized: it is synced like any other."""
         self._forgotten_file(merchant).unlink(missing_ok=True)
+
+    # -- a refresh token Instamojo refuses (revoked, expired) -----------------------------------
+
+    def _status_file(self, merchant: str) -> Path:
+        return self.path / STATUS_DIR / self.file_of(merchant).name
+
+    def mark_refused(self, merchant: str) -> str:
+        """Record that the token endpoint refused the merchant's refresh token (invalid_grant),
+        keeping the first time it did; returns that time (UTC ISO-8601)."""
+        file = self._status_file(merchant)
+        with self._locked(merchant):
+            old = self._read_doc(file) or {}
+            since = old.get("refused_since") or datetime.now(UTC).isoformat(timespec="seconds")
+            if not old.get("refused_since"):
+                (self.path / STATUS_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._write(file, {"merchant": merchant, "refused_since": since})
+            return str(since)
+
+    def refused_since(self, merchant: str) -> str | None:
+        """Since when the merchant's refresh token has been refused, if it still is."""
+        doc = self._read_doc(self._status_file(merchant))
+        return str(doc["refused_since"]) if doc and doc.get("refused_since") else None
+
+    def clear_refused(self, merchant: str) -> None:
+        """A refresh succeeded (or the merchant was forgotten): no longer refused."""
+        file = self._status_file(merchant)
+        if file.exists():
+            file.unlink(missing_ok=True)
 
     def _read_doc(self, file: Path) -> dict | None:
         try:

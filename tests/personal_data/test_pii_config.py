@@ -50,3 +50,22 @@ def test_a_short_key_is_refused_without_showing_it(sb, tmp_path):
     proc = cli(tmp_path, "sync", env=env)
     assert proc.returncode == 2
     assert "sources.instamojo.pii_key" in proc.stderr and "short-key" not in proc.stderr
+
+
+def test_a_refused_token_past_the_grace_period_says_forget_is_due(sb, tmp_path):
+    from sources.instamojo.token_store import TokenStore
+
+    env = project_env(sb, tmp_path)
+    victim = sb.merchants[2]
+    sb.revoke(merchant=victim)
+    env["SOURCES__INSTAMOJO__MERCHANTS"] = victim
+    proc = cli(tmp_path, "sync", "--no-transform", "--progress", "none", env=env)
+    assert proc.returncode == 1
+    assert "make forget" not in proc.stdout  # refused for less than the default 30 days
+    since = TokenStore(tmp_path / "tokens.json").refused_since(victim)
+    assert since is not None
+    env["SOURCES__INSTAMOJO__PERSONAL_DATA__REVOKED_GRACE_DAYS"] = "0"
+    proc = cli(tmp_path, "sync", "--no-transform", "--progress", "none", env=env)
+    assert proc.returncode == 1
+    assert f"make forget MERCHANT={victim}` is due" in proc.stdout and since in proc.stdout
+    assert TokenStore(tmp_path / "tokens.json").refused_since(victim) == since  # the first time is kept

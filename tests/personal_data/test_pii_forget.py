@@ -9,10 +9,17 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from dlt.common.versioned_state import decompress_state
+
 from sources.instamojo.token_store import TokenStore
-from tests.personal_data.pii_helpers import cli, emails, leaks, project_env, query, small_sandbox
+from tests.personal_data.pii_helpers import (
+    cli,
+    emails,
+    leaks,
+    project_env,
+    query,
+    small_sandbox,
+)
 
 pytestmark = pytest.mark.slow  # three syncs and two forgets: about a minute
 
