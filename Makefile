@@ -91,6 +91,9 @@ forget: $(STAMP) ## erase one merchant: rows, marts, state, load packages, token
 	@test -n "$$MERCHANT" || { echo 'usage: make forget MERCHANT=<name> [ARGS="--yes --destination postgres"]' >&2; exit 2; }
 	$(RUN) -m pipelines forget "$$MERCHANT" $$ARGS
 
+rewrite-pii: $(STAMP) ## apply [sources.instamojo.personal_data] to the personal fields already stored (no re-download)
+	$(RUN) -m pipelines rewrite-pii $$ARGS
+
 merchants: $(STAMP) ## list merchants, the scopes each granted and when (never a token)
 	$(RUN) -m pipelines merchants $$ARGS
 

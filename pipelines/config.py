@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from urllib.parse import urlsplit
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigProviderException
@@ -25,7 +25,8 @@ from dlt.common.configuration.exceptions import ConfigProviderException
 from sources.instamojo import settings as source_settings
 from sources.instamojo.names import MerchantNameError, check_merchant_name
 from sources.instamojo.personal import GROUPS as PERSONAL_GROUPS
-from sources.instamojo.personal import MIN_KEY_LENGTH, MODES as PERSONAL_MODES, PersonalDataPolicy
+from sources.instamojo.personal import MIN_KEY_LENGTH, PersonalDataPolicy
+from sources.instamojo.personal import MODES as PERSONAL_MODES
 from sources.instamojo.token_store import (
     DEFAULT_TOKEN_STORE,
     TokenStore,
@@ -73,16 +74,19 @@ class PersonalDataSettings:
     key: str | None = field(default=None, repr=False)
     revoked_grace_days: float = DEFAULT_REVOKED_GRACE_DAYS
     retention_days: float | None = None
+    retention_action: str = "drop"
 
     @property
     def needs_key(self) -> bool:
-        return "pseudonymize" in self.modes.values()
+        retention = self.retention_days is not None and self.retention_action == "pseudonymize"
+        return "pseudonymize" in self.modes.values() or retention
 
     def policy(self) -> PersonalDataPolicy:
         """The policy the source applies; a ConfigError (exit 2) when `pseudonymize` is asked for
         without a usable key, raised before any request is made."""
         if self.needs_key and not self.key:
-            groups = ", ".join(f"{PERSONAL_SECTION}.{g}" for g, m in sorted(self.modes.items()) if m == "pseudonymize")
+            groups = ", ".join([f"{PERSONAL_SECTION}.{g}" for g, m in sorted(self.modes.items()) if m == "pseudonymize"]
+                               or [f"{PERSONAL_SECTION}.pii_retention_action"])
             raise ConfigError(
                 f"{groups} = \"pseudonymize\" needs a secret key: set {PII_KEY} in .dlt/secrets.toml or the "
                 f"environment variable {env_name(PII_KEY)} (at least {MIN_KEY_LENGTH} characters, e.g. the output "
@@ -293,7 +297,16 @@ def load_personal_data(cfg: ConfigReader) -> PersonalDataSettings:
         revoked_grace_days=cfg.number(f"{PERSONAL_SECTION}.revoked_grace_days", DEFAULT_REVOKED_GRACE_DAYS,
                                       minimum=0),
         retention_days=cfg.number(f"{PERSONAL_SECTION}.pii_retention_days", None, minimum=0),
+        retention_action=_retention_action(cfg),
     )
+
+
+def _retention_action(cfg: ConfigReader) -> str:
+    key = f"{PERSONAL_SECTION}.pii_retention_action"
+    value = cfg.get(key, "drop")
+    if value not in ("drop", "pseudonymize"):
+        raise cfg.invalid(key, value, 'one of "drop", "pseudonymize"')
+    return str(value)
 
 
 def load_settings(project_dir: Path | None = None) -> Settings:

@@ -142,3 +142,31 @@ def test_phones_are_normalised_to_e164():
     token = policy.token(" Asha@Example.COM ", "email")
     assert token == policy.token("asha@example.com", "email") and policy.token(token, "email") == token
     assert KEY not in repr(policy)
+
+
+def test_rewrite_pii_turns_a_keep_warehouse_into_what_a_pseudonymize_sync_makes(sb, runs, tmp_path):
+    import shutil
+
+    keep, pseudo = ok(runs["keep"]), ok(runs["pseudonymize"])
+    folder = tmp_path / "rewritten"
+    shutil.copytree(keep, folder)
+    env = project_env(sb, folder, **ALL_PSEUDONYMIZED)
+    proc = cli(folder, "rewrite-pii", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "instamojo_raw.payments.email" in proc.stdout
+    rewritten = folder / "warehouse.duckdb"
+    tables = [t for (t,) in query(pseudo / "warehouse.duckdb", "SELECT table_name FROM information_schema.tables "
+                                  "WHERE table_schema = 'instamojo_raw' AND table_name NOT LIKE '_dlt%'")]
+    assert set(PERSONAL_COLUMNS) <= set(tables)
+    for table in tables:
+        columns = [c for (c,) in query(rewritten, "SELECT column_name FROM information_schema.columns WHERE "
+                                                  f"table_schema = 'instamojo_raw' AND table_name = '{table}'")
+                   if c not in ("_synced_at", "_dlt_load_id", "_dlt_id")]
+        sql = f"SELECT {', '.join(columns)} FROM instamojo_raw.{table} ORDER BY ALL"
+        assert query(rewritten, sql) == query(pseudo / "warehouse.duckdb", sql), table
+    plain = buyers_plaintext(sb)
+    for db in (rewritten, folder / "pipelines" / "work.duckdb"):
+        assert leaks(db.read_bytes(), plain) == [], db
+    again = cli(folder, "rewrite-pii", env=env)
+    assert again.returncode == 0 and "nothing to rewrite" in again.stdout
+    assert KEY not in proc.stdout + proc.stderr + again.stdout + again.stderr
