@@ -69,3 +69,26 @@ def test_a_refused_token_past_the_grace_period_says_forget_is_due(sb, tmp_path):
     assert proc.returncode == 1
     assert f"make forget MERCHANT={victim}` is due" in proc.stdout and since in proc.stdout
     assert TokenStore(tmp_path / "tokens.json").refused_since(victim) == since  # the first time is kept
+
+
+def test_retention_drops_personal_fields_of_old_records_only(sb, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from tests.personal_data.pii_helpers import query
+
+    merchant = sb.merchants[0]
+    created = sorted(datetime.fromisoformat(p["created_at"]) for p in sb.truth(merchant, "payments"))
+    middle = created[len(created) // 2]
+    days = (datetime.now(UTC) - middle).total_seconds() / 86_400
+    env = project_env(sb, tmp_path, pii_retention_days=f"{days:.4f}")
+    env["SOURCES__INSTAMOJO__MERCHANTS"] = merchant
+    proc = cli(tmp_path, "sync", "--no-transform", "--progress", "none", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Retention (pii_retention_days" in proc.stdout
+    rows = query(tmp_path / "pipelines" / "work.duckdb",
+                 "SELECT created_at, email, phone, name FROM instamojo_raw.payments")
+    old = [r for r in rows if r[0] < middle]
+    new = [r for r in rows if r[0] > middle + timedelta(hours=1)]  # the cutoff moved on while the test ran
+    assert old and new
+    assert all(r[1:] == (None, None, None) for r in old)
+    assert all(None not in r[1:] for r in new)
