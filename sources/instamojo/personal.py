@@ -51,6 +51,7 @@ TOKEN_HEX_DIGITS = 32
 _TOKEN = re.compile(r"^h1:[0-9a-f]{32}$")
 # A key must be unguessable: at least this many characters (a 32-byte random hex string has 64).
 MIN_KEY_LENGTH = 16
+_CACHE_MAX = 500_000  # tokens remembered per run (about 100 MB at most)
 
 # table → column → (group, how its values are normalised)
 PERSONAL_COLUMNS: dict[str, dict[str, tuple[str, Kind]]] = {
@@ -114,7 +115,7 @@ _NORMALISE = {"email": normalise_email, "phone": normalise_phone, "text": normal
 
 def is_token(value: object) -> bool:
     """Whether `value` already is a token of this scheme (never hashed again)."""
-    return isinstance(value, str) and _TOKEN.match(value) is not None
+    return isinstance(value, str) and value.startswith(TOKEN_PREFIX) and _TOKEN.match(value) is not None
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,10 @@ class PersonalDataPolicy:
         if self.needs_key and (not self.key or len(self.key) < MIN_KEY_LENGTH):
             raise ValueError(f"personal data: pseudonymize needs a key of at least {MIN_KEY_LENGTH} characters")
         register_secret(self.key)
+        # (kind, value) → token, shared by every merchant and batch of a run: a repeat buyer is
+        # hashed once per run, not once per batch (bounded: cleared when it grows past _CACHE_MAX)
+        object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_key_bytes", self.key.encode() if self.key else b"")
 
     def mode(self, group: str) -> str:
         return self.modes.get(group, "keep")
@@ -151,17 +156,26 @@ class PersonalDataPolicy:
 
     def token(self, value: str, kind: Kind) -> str:
         """The token of one value (a token stays as it is; an empty value stays empty)."""
+        cache: dict[tuple[str, str], str] = self._cache  # type: ignore[attr-defined]
+        found = cache.get((kind, value))
+        if found is not None:
+            return found
         if is_token(value):
             return value
         normalised = _NORMALISE[kind](value)
         if not normalised:
             return value
         assert self.key is not None
-        digest = hmac.new(self.key.encode(), normalised.encode(), hashlib.sha256).hexdigest()
-        return TOKEN_PREFIX + digest[:TOKEN_HEX_DIGITS]
+        digest = hmac.digest(self._key_bytes, normalised.encode(), hashlib.sha256)  # type: ignore[attr-defined]
+        token = TOKEN_PREFIX + digest[: TOKEN_HEX_DIGITS // 2].hex()
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[(kind, value)] = token
+        return token
 
     def tokens(self, values: Iterable[str | None], kind: Kind) -> list[str | None]:
-        return [None if v is None else self.token(v, kind) for v in values]
+        token = self.token
+        return [None if v is None else token(v, kind) for v in values]
 
     def apply(self, table: str, rows: pa.Table) -> pa.Table:
         """`rows` of raw table `table` with this policy's columns pseudonymized or nulled."""
