@@ -118,7 +118,9 @@ def test_the_next_sync_skips_it_until_it_is_re_authorized(sb, forgotten):
 
 
 @pytest.mark.postgres
-def test_forget_on_postgres_leaves_no_row_or_state_and_is_idempotent(sb, tmp_path):
+def test_rewrite_pii_and_forget_on_postgres(sb, tmp_path):
+    """On Postgres too: rewrite-pii turns stored plaintext into tokens (idempotently); forget
+    leaves no row or state of the merchant and is a no-op the second time."""
     import uuid
 
     from tests.pipeline_helpers import POSTGRES_DSN
@@ -143,6 +145,16 @@ def test_forget_on_postgres_leaves_no_row_or_state_and_is_idempotent(sb, tmp_pat
     try:
         synced = cli(tmp_path, "sync", "--no-check", "--progress", "none", env=env)
         assert synced.returncode == 0, synced.stdout + synced.stderr
+        from tests.personal_data.pii_helpers import KEY
+
+        pseudo = {**env, "SOURCES__INSTAMOJO__PII_KEY": KEY,
+                  "SOURCES__INSTAMOJO__PERSONAL_DATA__BUYER_CONTACT": "pseudonymize"}
+        rewritten = cli(tmp_path, "rewrite-pii", env=pseudo)
+        assert rewritten.returncode == 0, rewritten.stdout + rewritten.stderr
+        _, emails_now = wh.query(f"SELECT DISTINCT email FROM {prefix}_raw.payments")
+        assert emails_now and all(e.startswith("h1:") for (e,) in emails_now)
+        again = cli(tmp_path, "rewrite-pii", env=pseudo)
+        assert again.returncode == 0 and "nothing to rewrite" in again.stdout
         before = rows_by_merchant()
         assert before.get(victim)
         first = cli(tmp_path, "forget", victim, "--yes", env=env)
