@@ -62,6 +62,7 @@ class ForgetReport:
     packages: int = 0
     personal_values: set[str] = field(default_factory=set, repr=False)
     left_in_file: int = 0  # personal values still found in the DuckDB file's bytes afterwards
+    done: bool = False  # False: nothing was erased (nothing found, or not confirmed)
 
     @property
     def anything(self) -> bool:
@@ -311,17 +312,16 @@ def values_in_file(path: Path, values: set[str]) -> int:
 
 
 def forget_merchant(settings: Settings, merchant: str, *, confirm: Callable[[ForgetReport], bool] | None = None
-                    ) -> ForgetReport | None:
+                    ) -> ForgetReport:
     """Erase `merchant` (see the module docstring); the sync lock must be held. Returns what was
-    removed, or None when there was nothing to forget or `confirm` said no."""
+    found and, with `done`, whether it was removed (not when there was nothing, or `confirm`
+    said no)."""
     from .warehouse import publish
 
     finish_pending_loads(settings)
     found = inventory(settings, merchant)
-    if not found.anything:
-        return None
-    if confirm is not None and not confirm(found):
-        return None
+    if not found.anything or (confirm is not None and not confirm(found)):
+        return found
     settings.token_store.mark_forgotten(merchant, _configured_fingerprint(settings, merchant))
     found.rows = erase_in_warehouse(settings, merchant)
     erase_local(settings, merchant)
@@ -331,6 +331,7 @@ def forget_merchant(settings: Settings, merchant: str, *, confirm: Callable[[For
         rewrite_duckdb_file(settings.duckdb_work_path)
         found.left_in_file = values_in_file(settings.duckdb_work_path, found.personal_values)
         publish(settings)
+    found.done = True
     return found
 
 
@@ -343,7 +344,7 @@ def _configured_fingerprint(settings: Settings, merchant: str) -> str | None:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from .cli import EXIT_CONFIG, EXIT_OK, settings_from_args
+    from .cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, settings_from_args
 
     try:
         check_merchant_name(args.merchant, "the merchant to forget")
@@ -367,12 +368,15 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
     with SyncLock(settings.lock_path):
         result = forget_merchant(settings, args.merchant, confirm=ask)
-        if result is None:
+        if result.anything and not result.done:
+            print(f"not confirmed: nothing of {args.merchant!r} was erased")
+            return EXIT_FAILED
+        if not result.done:
             forgotten = settings.token_store.forgotten(args.merchant, settings.refresh_tokens.get(args.merchant))
             if forgotten is None and args.merchant in settings.merchants:
                 # nothing stored yet, but configured: still keep the next sync from bringing it in
                 settings.token_store.mark_forgotten(args.merchant, _configured_fingerprint(settings, args.merchant))
-    if result is None:
+    if not result.done:
         print(f"nothing to forget for merchant {args.merchant!r}: no rows, state or token of it are stored")
         return EXIT_OK
     lines = result.lines(done=True)
@@ -383,7 +387,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
                  f"MERCHANT={args.merchant}`); remove it from .dlt/secrets.toml if it is listed there. Backups "
                  "and copies made outside this tool still hold its data (docs/personal-data.md).")
     print("\n".join(lines))
-    return EXIT_OK if result.left_in_file == 0 else 1
+    return EXIT_OK if result.left_in_file == 0 else EXIT_FAILED
 
 
 def register(sub: Any) -> None:

@@ -57,14 +57,38 @@ def forgotten(sb, tmp_path_factory):
     assert synced.returncode == 0, synced.stdout + synced.stderr
     victim = sb.merchants[0]
     before = merchant_rows(folder / "warehouse.duckdb")
+    declined = on_a_terminal(folder, env, "not-the-name\n", "forget", victim)
+    assert merchant_rows(folder / "warehouse.duckdb") == before  # nothing erased
     unconfirmed = cli(folder, "forget", victim, env=env)  # no terminal, no --yes
     first = cli(folder, "forget", victim, "--yes", env=env)
     second = cli(folder, "forget", victim, "--yes", env=env)
-    return folder, env, victim, before, unconfirmed, first, second
+    return folder, env, victim, before, (declined, unconfirmed), first, second
 
 
-def test_without_a_terminal_forget_needs_yes(forgotten):
-    _, _, _, _, unconfirmed, _, _ = forgotten
+def on_a_terminal(folder: Path, env: dict[str, str], typed: str, *args: str) -> tuple[int, str]:
+    """Run the CLI with a terminal as its stdin, typing `typed`; returns (exit code, stdout)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "pipelines", *args], cwd=folder, env=env, stdin=secondary,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.close(secondary)
+        os.write(primary, typed.encode())
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        os.close(primary)
+    return proc.returncode, out
+
+
+def test_forget_asks_on_a_terminal_and_refuses_without_one(forgotten):
+    _, _, victim, _, (declined, unconfirmed), _, _ = forgotten
+    code, out = declined
+    assert code == 1 and "not confirmed" in out
+    assert "Will forget" in out and "instamojo_raw.payments" in out  # what it would remove, first
     assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
 
 
@@ -103,7 +127,7 @@ def test_the_duckdb_files_bytes_hold_none_of_its_buyers_emails(sb, forgotten):
 
 def test_the_next_sync_skips_it_until_it_is_re_authorized(sb, forgotten):
     folder, env, victim, _, _, _, _ = forgotten
-    proc = cli(folder, "sync", "--no-check", "--progress", "none", env=env)
+    proc = cli(folder, "sync", "--no-transform", "--progress", "none", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "forgotten" in proc.stdout and f"make authorize MERCHANT={victim}" in proc.stdout
     assert victim not in {m for counts in merchant_rows(folder / "warehouse.duckdb").values() for m in counts}
