@@ -85,7 +85,7 @@ def on_a_terminal(folder: Path, env: dict[str, str], typed: str, *args: str) -> 
 
 
 def test_forget_asks_on_a_terminal_and_refuses_without_one(forgotten):
-    _, _, victim, _, (declined, unconfirmed), _, _ = forgotten
+    _, _, _, _, (declined, unconfirmed), _, _ = forgotten
     code, out = declined
     assert code == 1 and "not confirmed" in out
     assert "Will forget" in out and "instamojo_raw.payments" in out  # what it would remove, first
