@@ -85,7 +85,7 @@ class ForgetReport:
 # -- what there is -------------------------------------------------------------------------------
 
 
-def _open(settings: Settings) -> Warehouse | None:
+def pipeline_warehouse(settings: Settings) -> Warehouse | None:
     """The pipeline's own warehouse (DuckDB working file, or Postgres); None if there is none yet."""
     if settings.destination == "postgres":
         from .warehouse import postgres_dsn
@@ -157,7 +157,7 @@ def inventory(settings: Settings, merchant: str) -> ForgetReport:
     from dlt.common.versioned_state import decompress_state
 
     report = ForgetReport(merchant)
-    wh = _open(settings)
+    wh = pipeline_warehouse(settings)
     if wh is not None:
         try:
             ph = wh.placeholder
@@ -222,7 +222,7 @@ def erase_in_warehouse(settings: Settings, merchant: str) -> dict[str, int]:
     Returns schema.table → rows deleted."""
     from dlt.common.versioned_state import compress_state, decompress_state
 
-    wh = _open(settings)
+    wh = pipeline_warehouse(settings)
     if wh is None:
         return {}
     removed: dict[str, int] = {}

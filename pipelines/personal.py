@@ -100,13 +100,13 @@ def rewrite_personal_data(settings: Settings, *, older_than: datetime | None = N
     rows changed, no old value is left in the database file's bytes (see forget.py), unless
     `compact=False` (retention at the end of every sync: the values stay in freed blocks of the
     DuckDB file until DuckDB reuses them, or a forget or rewrite-pii compacts the file)."""
-    from .forget import _open, rewrite_duckdb_file
+    from .forget import pipeline_warehouse, rewrite_duckdb_file
     from .warehouse import publish
 
     policy = policy or settings.personal.policy()
     if policy.keeps_everything:
         return {}
-    wh = _open(settings)
+    wh = pipeline_warehouse(settings)
     if wh is None:
         return {}
     try:
