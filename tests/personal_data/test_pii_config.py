@@ -92,3 +92,31 @@ def test_retention_drops_personal_fields_of_old_records_only(sb, tmp_path):
     assert old and new
     assert all(r[1:] == (None, None, None) for r in old)
     assert all(None not in r[1:] for r in new)
+
+
+def test_a_forgotten_merchant_stays_forgotten_until_re_authorized(tmp_path):
+    from sources.instamojo.token_store import TokenStore, fingerprint
+
+    store = TokenStore(tmp_path / "tokens")
+    store.mark_forgotten("acme", fingerprint("configured-token-1"))
+    assert store.forgotten("acme", "configured-token-1")  # the same token still in secrets.toml
+    assert store.forgotten("acme", None)
+    assert store.forgotten("acme", "configured-token-2") is None  # another token configured since
+    store.put("acme", "stored-by-make-authorize")
+    assert store.forgotten("acme", "configured-token-1") is None  # `make authorize` since
+    assert "acme" in store.merchants() and len(store.merchants()) == 1  # the marks are no entries
+
+
+def test_drop_and_pseudonymize_keep_the_column_types_and_nulls():
+    import pyarrow as pa
+
+    from sources.instamojo.personal import PersonalDataPolicy, is_token
+
+    rows = pa.table({"buyer_email": pa.array(["A@x.in", None, "a@x.in "]), "buyer_phone": pa.nulls(3),
+                     "buyer_name": ["Asha  Rao", "asha rao", ""], "buyer_country": ["India"] * 3})
+    out = PersonalDataPolicy({"buyer_contact": "pseudonymize", "buyer_identity": "drop"}, KEY).apply("orders", rows)
+    assert out.schema == rows.schema
+    email = out.column("buyer_email").to_pylist()
+    assert email[1] is None and email[0] == email[2] and is_token(email[0])
+    assert out.column("buyer_phone").null_count == 3 and out.column("buyer_name").null_count == 3
+    assert out.column("buyer_country").to_pylist() == ["India"] * 3
