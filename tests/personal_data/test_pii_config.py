@@ -120,3 +120,18 @@ def test_drop_and_pseudonymize_keep_the_column_types_and_nulls():
     assert email[1] is None and email[0] == email[2] and is_token(email[0])
     assert out.column("buyer_phone").null_count == 3 and out.column("buyer_name").null_count == 3
     assert out.column("buyer_country").to_pylist() == ["India"] * 3
+
+
+def test_the_key_from_secrets_toml_pseudonymizes(sb, tmp_path):
+    from tests.personal_data.pii_helpers import query
+
+    env = project_env(sb, tmp_path)
+    env["SOURCES__INSTAMOJO__MERCHANTS"] = sb.merchants[0]
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text('[sources.instamojo.personal_data]\nbuyer_contact = "pseudonymize"\n')
+    (tmp_path / ".dlt" / "secrets.toml").write_text(f'[sources.instamojo]\npii_key = "{KEY}"\n')
+    proc = cli(tmp_path, "sync", "--no-transform", "--progress", "none", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    emails = query(tmp_path / "pipelines" / "work.duckdb", "SELECT DISTINCT email FROM instamojo_raw.payments")
+    assert emails and all(e.startswith("h1:") for (e,) in emails)
+    assert KEY not in proc.stdout + proc.stderr
