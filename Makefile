@@ -16,7 +16,7 @@ override Q := $(value Q)
 export ARGS MERCHANT Q
 RUN := set -f; $(PY)
 
-.PHONY: help venv browser lint test test-fast demo sync transform check report docs query sandbox authorize merchants bench bench-sandbox bench-merchants lock clean
+.PHONY: help venv browser lint test test-fast demo sync transform check report docs query sandbox authorize merchants bench bench-sandbox bench-merchants bench-pii forget rewrite-pii lock clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -87,9 +87,19 @@ bench: $(STAMP) ## backfill rows/s vs dlt's defaults and the fetch-only ceiling,
 bench-sandbox: $(STAMP) ## rows/s the sandbox serves: 1,000,000 payments at page size 100 (ARGS="--payments 100000")
 	$(RUN) -m instamojo_sandbox.bench $$ARGS
 
+bench-pii: $(STAMP) ## what pseudonymizing personal fields costs on the Arrow fast path (100,000 payments; ARGS="--payments 20000")
+	$(RUN) -m pipelines.bench_pii $$ARGS
+
 authorize: $(STAMP) ## add a merchant: OAuth2 in the browser, stores its refresh token (MERCHANT=acme ARGS="--no-browser")
 	@test -n "$$MERCHANT" || { echo 'usage: make authorize MERCHANT=<name> [ARGS="--scopes payments:read,payouts:read --no-browser"]' >&2; exit 2; }
 	$(RUN) -m pipelines authorize "$$MERCHANT" $$ARGS
+
+forget: $(STAMP) ## erase one merchant: rows, marts, state, load packages, token (MERCHANT=acme ARGS="--yes")
+	@test -n "$$MERCHANT" || { echo 'usage: make forget MERCHANT=<name> [ARGS="--yes --destination postgres"]' >&2; exit 2; }
+	$(RUN) -m pipelines forget "$$MERCHANT" $$ARGS
+
+rewrite-pii: $(STAMP) ## apply [sources.instamojo.personal_data] to the personal fields already stored (no re-download)
+	$(RUN) -m pipelines rewrite-pii $$ARGS
 
 merchants: $(STAMP) ## list merchants, the scopes each granted and when (never a token)
 	$(RUN) -m pipelines merchants $$ARGS

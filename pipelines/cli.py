@@ -122,12 +122,26 @@ def cmd_sync(args: argparse.Namespace) -> int:
                                  on_merchant_done=progress.done)
         finally:
             progress.close()
+        pii_lines = personal_data_step(settings, run, rewrite=args.rewrite_pii)
         # a deep run (--lookback-days) or --full-check judges every merchant, not only the changed
         ok, extra = finish_run(settings, run, transform=not args.no_transform, check=not args.no_check,
                                progress=progress, full_check=args.full_check or args.lookback_days is not None)
-    print(summary.render(run.results, seconds=time.perf_counter() - started, extra=extra,
+    print(summary.render(run.results, seconds=time.perf_counter() - started, extra=pii_lines + extra,
                          detail=args.summary, load_error=run.load_error))
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def personal_data_step(settings: Settings, run: SyncRun, *, rewrite: bool) -> list[str]:
+    """After the load (the sync lock held): `--rewrite-pii` applies the personal-data settings to
+    what was stored before; `pii_retention_days` applies the retention (docs/personal-data.md)."""
+    from .personal import apply_retention, rewrite_lines, rewrite_personal_data
+
+    lines = []
+    if rewrite:
+        lines += rewrite_lines(rewrite_personal_data(settings))
+    if run.load_ok:
+        lines += apply_retention(settings)
+    return lines
 
 
 def finish_run(settings: Settings, run: SyncRun, *, transform: bool, check: bool,
@@ -211,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lookback-days", type=_days, metavar="DAYS",
                    help="re-read this many days behind every cursor for this run only (e.g. a nightly 30 "
                    "catches refunds and disputes that land weeks after a payment); cursors never move back")
+    p.add_argument("--rewrite-pii", action="store_true",
+                   help="after the load, apply [sources.instamojo.personal_data] to the personal fields already "
+                   "stored, in place (the same as `python -m pipelines rewrite-pii`)")
     p.add_argument("--no-transform", action="store_true", help="skip rebuilding the marts (implies --no-check)")
     p.add_argument("--no-check", action="store_true", help="skip the data-quality checks")
     p.add_argument("--full-check", action="store_true",
@@ -253,7 +270,8 @@ def _plugin_modules() -> list[Any]:
     import importlib
 
     modules = []
-    for name in ("pipelines.demo", "pipelines.authorize", "pipelines.query", "pipelines.bench", "pipelines.report"):
+    for name in ("pipelines.demo", "pipelines.authorize", "pipelines.query", "pipelines.bench", "pipelines.report",
+                 "pipelines.forget", "pipelines.personal"):
         try:
             modules.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:

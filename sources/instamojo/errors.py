@@ -76,7 +76,10 @@ class InstamojoError(RuntimeError):
 
 
 class AuthError(InstamojoError):
-    """The merchant's tokens were refused: the merchant is skipped until re-authorized."""
+    """The merchant's tokens were refused: the merchant is skipped until re-authorized.
+    `oauth_error` is the token endpoint's error code when it answered one (`invalid_grant`)."""
+
+    oauth_error: str | None = None
 
 
 class ScopeError(InstamojoError):

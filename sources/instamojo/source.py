@@ -34,6 +34,7 @@ from .errors import redact, register_secret
 from .identity import Account, AccountRegistry
 from .limits import HttpClients, RequestLimits
 from .merchant import FetchOptions, MerchantSpec, MerchantSync
+from .personal import KEEP_ALL, PersonalDataPolicy
 from .resources.common import ListingOptions, RunNotes
 from .schema import Table
 from .state import MerchantState
@@ -123,6 +124,7 @@ def instamojo_source(
     inherited_state: Optional[Any] = None,
     notes: Optional[Any] = None,
     on_merchant_done: Optional[Any] = None,
+    pii_policy: Any = None,
 ) -> DltResource:
     """Instamojo data of every merchant given, each with its own OAuth tokens and state.
 
@@ -160,6 +162,8 @@ def instamojo_source(
             from another shard).
         notes: Optional dict, filled with each merchant's `RunNotes` as it finishes.
         on_merchant_done: Optional `callable(RunNotes)`, called as each merchant finishes (progress).
+        pii_policy: Optional `PersonalDataPolicy` (personal.py): which personal fields are
+            pseudonymized or dropped before any row leaves the source (default: all kept).
     """
     specs = [m if isinstance(m, MerchantSpec) else MerchantSpec(str(m)) for m in merchants]
     wanted = tuple(resources or s.ALL_RESOURCES)
@@ -182,6 +186,7 @@ def instamojo_source(
         ),
         page_concurrency=page_concurrency,
         page_size=page_size,
+        personal=pii_policy if isinstance(pii_policy, PersonalDataPolicy) else KEEP_ALL,
     )
     limits = RequestLimits(per_merchant=max_requests_per_second, per_app=app_max_requests_per_second)
     found: dict[str, RunNotes] = notes if isinstance(notes, dict) else {}

@@ -29,7 +29,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -37,6 +37,8 @@ from .names import MerchantNameError, check_merchant_name
 
 DEFAULT_TOKEN_STORE = Path(".dlt") / "tokens"
 LEGACY_FILE_NAME = "instamojo.tokens.json"
+STATUS_DIR = ".status"  # per merchant: since when its refresh token is refused (mark_refused)
+FORGOTTEN_DIR = ".forgotten"  # merchants erased with `make forget` (see TokenStore.mark_forgotten)
 _FORMAT_VERSION = 2
 _migrated: set[Path] = set()
 _migrate_lock = threading.Lock()
@@ -185,6 +187,77 @@ class TokenStore:
                 return False
             self._fsync_dir()
             return True
+
+    # -- merchants erased with `make forget` ---------------------------------------------------
+
+    def _forgotten_file(self, merchant: str) -> Path:
+        return self.path / FORGOTTEN_DIR / self.file_of(merchant).name
+
+    def mark_forgotten(self, merchant: str, config_fingerprint: str | None) -> None:
+        """Record that `merchant` was erased (`make forget`): a sync skips it until it is
+        re-authorized (a token stored again, or another token configured than the one
+        fingerprinted here). Written before anything is erased, so a forget cut short still
+        keeps the merchant from being synced again."""
+        file = self._forgotten_file(merchant)
+        with self._locked(merchant):
+            (self.path / FORGOTTEN_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
+            old = self._read_doc(file) or {}
+            self._write(file, {"merchant": merchant, "forgotten_at": old.get("forgotten_at")
+                               or datetime.now(UTC).isoformat(timespec="seconds"),
+                               "config_fingerprint": config_fingerprint})
+
+    def forgotten(self, merchant: str, configured: str | None = None) -> str | None:
+        """When `merchant` was forgotten, if it still is: not re-authorized since (no token stored
+        again, and no other token configured than at the forget). None otherwise."""
+        doc = self._read_doc(self._forgotten_file(merchant))
+        if not doc:
+            return None
+        if self.get(merchant) is not None:
+            return None  # `make authorize` stored a token since
+        if configured and fingerprint(configured) != doc.get("config_fingerprint"):
+            return None  # a new token configured by hand
+        return str(doc.get("forgotten_at") or "")
+
+    def clear_forgotten(self, merchant: str) -> None:
+        """The merchant was re-authorized: it is synced like any other."""
+        self._forgotten_file(merchant).unlink(missing_ok=True)
+
+    # -- a refresh token Instamojo refuses (revoked, expired) -----------------------------------
+
+    def _status_file(self, merchant: str) -> Path:
+        return self.path / STATUS_DIR / self.file_of(merchant).name
+
+    def mark_refused(self, merchant: str) -> str:
+        """Record that the token endpoint refused the merchant's refresh token (invalid_grant),
+        keeping the first time it did; returns that time (UTC ISO-8601)."""
+        file = self._status_file(merchant)
+        with self._locked(merchant):
+            old = self._read_doc(file) or {}
+            since = old.get("refused_since") or datetime.now(UTC).isoformat(timespec="seconds")
+            if not old.get("refused_since"):
+                (self.path / STATUS_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._write(file, {"merchant": merchant, "refused_since": since})
+            return str(since)
+
+    def refused_since(self, merchant: str) -> str | None:
+        """Since when the merchant's refresh token has been refused, if it still is."""
+        doc = self._read_doc(self._status_file(merchant))
+        return str(doc["refused_since"]) if doc and doc.get("refused_since") else None
+
+    def clear_refused(self, merchant: str) -> None:
+        """A refresh succeeded (or the merchant was forgotten): no longer refused."""
+        file = self._status_file(merchant)
+        if file.exists():
+            file.unlink(missing_ok=True)
+
+    def _read_doc(self, file: Path) -> dict | None:
+        try:
+            doc = json.loads(file.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise TokenStoreError(f"token store file {file} cannot be read ({exc})") from None
+        return doc if isinstance(doc, dict) else None
 
     def check_writable(self) -> None:
         """Prove that a rotated refresh token could be written, before any is spent: create the
