@@ -80,6 +80,9 @@ sandbox: $(STAMP) ## start the Instamojo sandbox on 127.0.0.1 (ARGS="--port 8765
 bench: $(STAMP) ## backfill rows/s vs dlt's defaults and the fetch-only ceiling, memory, latency, marts rebuild (~5 min)
 	$(RUN) -m pipelines bench $$ARGS
 
+bench-merchants: $(STAMP) ## 1,000 merchants in one sync vs the per-merchant engine: backfill, nothing new, hourly, memory, +100 ms latency (~15 min; ARGS="--merchants 100")
+	$(RUN) -m pipelines bench-merchants $$ARGS
+
 bench-sandbox: $(STAMP) ## rows/s the sandbox serves: 1,000,000 payments at page size 100 (ARGS="--payments 100000")
 	$(RUN) -m instamojo_sandbox.bench $$ARGS
 
