@@ -282,6 +282,7 @@ def bench_backfill(args: argparse.Namespace, root: Path, say: Callable[[str], No
         if why_not is None:
             drop_schemas(args.postgres_dsn, pg_prefix)
     results["postgres_skipped"] = why_not
+    results["postgres_prefix"] = pg_prefix
     return results
 
 
@@ -303,7 +304,8 @@ def report_backfill(args: argparse.Namespace, results: dict[str, Any], say: Call
     say(f"  instamojo-elt / ceiling     = {_spread(_ratios(ours, results['ceiling']))}   (aim ≥ 0.5)")
     say(f"  instamojo-elt / careful dlt = {_spread(_ratios(ours, results['peer']), unit='×')}")
     if results.get("postgres"):
-        say(f"  Postgres / DuckDB (ours)    = {_spread(_ratios(results['postgres'], ours))}")
+        say(f"  Postgres / DuckDB (ours)    = {_spread(_ratios(results['postgres'], ours))}   "
+            f"(into throwaway schemas {results['postgres_prefix']}_*, dropped after)")
     else:
         say(f"  Postgres: not measured ({results['postgres_skipped']})")
     say(f"  ({ours[0]['all_rows']:,} rows loaded in all, child tables of orders included)")
@@ -411,8 +413,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """The `bench` command of `python -m pipelines`."""
     p = sub.add_parser("bench", help="measure backfill throughput and memory against baselines (not a test)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--payments", type=int, default=100_000,
-                   help="payments in the interleaved backfills (default 100,000)")
+    p.add_argument("--payments", type=int, default=50_000,
+                   help="payments in the interleaved backfills (default 50,000)")
     p.add_argument("--pairs", type=int, default=3,
                    help="rounds of the interleaved runs compared; each ratio is their median, min–max (default 3)")
     p.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE,
@@ -420,12 +422,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--postgres-dsn", default=POSTGRES_DSN,
                    help=f"Postgres for the Postgres backfill, in throwaway schemas dropped after (default {POSTGRES_DSN})")
     p.add_argument("--skip-postgres", action="store_true")
-    p.add_argument("--memory", type=_pair, default=(50_000, 200_000), metavar="SMALL,LARGE",
-                   help="history sizes for the memory comparison (default 50000,200000)")
+    p.add_argument("--memory", type=_pair, default=(100_000, 400_000), metavar="SMALL,LARGE",
+                   help="history sizes for the memory comparison (default 100000,400000)")
     p.add_argument("--latency-payments", type=int, default=50_000, help="payments for the latency run (default 50,000)")
     p.add_argument("--page-concurrency", type=int, default=16, help="parallel pages at most in the latency run (default 16, as configured)")
-    p.add_argument("--baseline-payments", type=int, default=20_000,
-                   help="payments for dlt's defaults and ours beside them (default 20,000: they are slow and "
+    p.add_argument("--baseline-payments", type=int, default=10_000,
+                   help="payments for dlt's defaults and ours beside them (default 10,000: they are slow and "
                    "memory-hungry)")
     p.add_argument("--skip-baseline", action="store_true", help="skip dlt's defaults (the slowest part)")
     p.add_argument("--skip-memory", action="store_true")
