@@ -304,7 +304,8 @@ def _verdict(value: float, aim: float, *, at_most: bool, unit: str, applies: boo
 def _row(phase: Phase, aim: str = "") -> str:
     rows = f"{phase.rows:,}" if phase.rows is not None else "—"
     rss = f"{phase.peak_rss_mib:,.0f} MiB" if phase.peak_rss_mib is not None else "—"
-    return f"  {phase.name:44} {phase.merchants:>9,} {phase.seconds:>8.1f} {phase.requests:>9,} {rows:>10} {rss:>9}  {aim}"
+    return (f"  {phase.name:50} {phase.merchants:>9,} {phase.seconds:>8,.1f} {phase.requests:>9,} {rows:>10} {rss:>9}  "
+            f"{aim}").rstrip()
 
 
 def _scaled(phase: Phase, n: int) -> Phase:
@@ -318,7 +319,7 @@ def render(args: argparse.Namespace, ours: dict[str, Phase], latency: dict[str, 
     """The table and the ratios, each figure next to its aim."""
     n = args.merchants
     at_scale = n >= AIMS_AT
-    out = ["", f"  {'run':44} {'merchants':>9} {'wall s':>8} {'requests':>9} {'rows':>10} {'peak RSS':>9}"]
+    out = ["", f"  {'run':50} {'merchants':>9} {'wall s':>8} {'requests':>9} {'rows':>10} {'peak RSS':>9}"]
     out.append(_row(ours["backfill"], _verdict(ours["backfill"].seconds, AIM_BACKFILL_S, at_most=True, unit=" s",
                                                applies=at_scale)))
     out.append(_row(ours["nothing_new"], _verdict(ours["nothing_new"].seconds, AIM_NOTHING_NEW_S, at_most=True,
