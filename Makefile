@@ -81,8 +81,11 @@ query: $(STAMP) ## run SQL on the warehouse: make query Q="SELECT * FROM instamo
 sandbox: $(STAMP) ## start the Instamojo sandbox on 127.0.0.1 (ARGS="--port 8765 --size demo")
 	$(RUN) -m instamojo_sandbox $$ARGS
 
-bench: $(STAMP) ## backfill rows/s vs dlt's defaults and the fetch-only ceiling, memory, latency, marts rebuild (~5 min)
+bench: $(STAMP) ## backfill rows/s, interleaved: vs the fetch-only ceiling, a careful dlt peer, dlt's defaults; Postgres; memory, latency, marts (~9 min on a shared 2-core machine)
 	$(RUN) -m pipelines bench $$ARGS
+
+bench-merchants: $(STAMP) ## 1,000 merchants in one sync vs the per-merchant engine: backfill, nothing new, hourly, memory, +100 ms latency (~10 min shared; ARGS="--merchants 100")
+	$(RUN) -m pipelines bench-merchants $$ARGS
 
 bench-sandbox: $(STAMP) ## rows/s the sandbox serves: 1,000,000 payments at page size 100 (ARGS="--payments 100000")
 	$(RUN) -m instamojo_sandbox.bench $$ARGS

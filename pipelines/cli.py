@@ -13,9 +13,10 @@ import logging
 import math
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import dlt
 
@@ -65,7 +66,7 @@ def _instant(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD) or ISO-8601 timestamp") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def add_destination_args(parser: argparse.ArgumentParser) -> None:
@@ -266,12 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugin_modules() -> list[Any]:
-    """Commands that live in their own modules (demo, authorize, merchants, bench)."""
+    """Commands that live in their own modules (demo, authorize, merchants, bench, bench-merchants)."""
     import importlib
 
     modules = []
-    for name in ("pipelines.demo", "pipelines.authorize", "pipelines.query", "pipelines.bench", "pipelines.report",
-                 "pipelines.forget", "pipelines.personal"):
+    for name in ("pipelines.demo", "pipelines.authorize", "pipelines.query", "pipelines.bench",
+                 "pipelines.bench_merchants", "pipelines.report", "pipelines.forget", "pipelines.personal"):
         try:
             modules.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:
