@@ -143,7 +143,7 @@ class Settings:
     def pipeline_name(self) -> str:
         return ENGINE_PIPELINE
 
-    def with_overrides(self, **changes: Any) -> "Settings":
+    def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def require_credentials(self) -> None:

@@ -54,11 +54,10 @@ def run_check_step(settings: Settings, *, freshness: bool = True, suites: Sequen
     zero rows); returns (ok, summary lines). `changed_merchants`: the suites judge only these
     merchants' rows (what a sync changed); None: every merchant (a full pass, `make check`)."""
     from checks import CheckSettings, run_checks
+    from transforms import ReconciliationSettings
     from transforms.warehouse import Warehouse
 
     from .warehouse import published_snapshot
-
-    from transforms import ReconciliationSettings
 
     # one payout tolerance: the marts' (a payout they call balanced passes its check)
     overrides: dict[str, Any] = {"payout_residual_tolerance": ReconciliationSettings.from_dlt_config().payout_tolerance}

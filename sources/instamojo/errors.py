@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 _REDACTED = "***"
 _secrets: set[str] = set()

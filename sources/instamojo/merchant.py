@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -112,7 +113,7 @@ class MerchantSync:
         wanted = self._wanted()
         ctx = MerchantContext(
             merchant=self.merchant, api=api, emit=self._emit, notes=self.notes,
-            options=self.options.listing, synced_at=datetime.now(timezone.utc), wanted=wanted,
+            options=self.options.listing, synced_at=datetime.now(UTC), wanted=wanted,
         )
         # who this token belongs to, checked before anything of the merchant is loaded
         profile = self._identify(ctx)
@@ -231,7 +232,7 @@ class MerchantSync:
         if not self.notes.committed:
             return None
         self.state["version"] = STATE_VERSION
-        self.state["updated_at"] = iso(datetime.now(timezone.utc))
+        self.state["updated_at"] = iso(datetime.now(UTC))
         return self.state
 
 

@@ -27,11 +27,11 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from .names import MerchantNameError, check_merchant_name
 
@@ -71,7 +71,7 @@ class StoredTokens:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "StoredTokens":
+    def from_json(cls, data: dict) -> StoredTokens:
         return cls(
             refresh_token=data["refresh_token"],
             scopes=tuple(data.get("scopes") or ()),
@@ -83,7 +83,7 @@ class StoredTokens:
 
 
 def choose_refresh_token(
-    merchant: str, configured: str | None, store: "TokenStore"
+    merchant: str, configured: str | None, store: TokenStore
 ) -> tuple[str, str | None] | None:
     """The refresh token to use for `merchant` and the configured token's fingerprint (None when
     the stored token is the one to use), or None when there is no token at all."""
@@ -166,7 +166,7 @@ class TokenStore:
             entry = StoredTokens(
                 refresh_token=refresh_token,
                 scopes=tuple(scopes) if scopes is not None else (old.scopes if old else ()),
-                updated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
                 config_fingerprint=config_fingerprint if config_fingerprint is not None
                 else (old.config_fingerprint if old else None),
                 account_id=(old.account_id if old else None) if account_id is _KEEP else account_id,  # type: ignore[arg-type]

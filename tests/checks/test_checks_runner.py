@@ -15,7 +15,6 @@ import pytest
 import checks.runner as runner
 from checks import CheckSettings, suite_names
 
-
 # --- exceptions fail the run -------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ payments of each new payout); refunds weeks later by a run with a longer lookbac
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from typing import Any
 
@@ -54,7 +55,7 @@ class NewestFirstProof:
             return False, None
         if self._previous_oldest is not None and values[0] > self._previous_oldest:  # type: ignore[operator]
             self.holds = False
-        if self.holds and any(a < b for a, b in zip(values, values[1:])):  # type: ignore[operator]
+        if self.holds and any(a < b for a, b in itertools.pairwise(values)):  # type: ignore[operator]
             self.holds = False
         self._previous_oldest = self.page_oldest = values[-1]
         return self.holds, values[0]
