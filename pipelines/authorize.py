@@ -147,7 +147,7 @@ def configured_redirect_uri() -> str:
     """`sources.instamojo.redirect_uri` from dlt config (env `SOURCES__INSTAMOJO__REDIRECT_URI`,
     .dlt/config.toml), else the default loopback URI."""
     try:
-        value = dlt.config.get(REDIRECT_URI_KEY)
+        value: Any = dlt.config.get(REDIRECT_URI_KEY)
     except Exception:  # an unparsable provider: the default stands, as in pipelines.config
         value = None
     return str(value) if value else DEFAULT_REDIRECT_URI

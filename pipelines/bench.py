@@ -108,9 +108,14 @@ def _worker_rest_api(args: argparse.Namespace, *, careful: bool) -> dict[str, An
     pipeline = dlt.pipeline(name, destination=dlt.destinations.duckdb(str(work / f"{name}.duckdb")),
                             dataset_name=f"{name}_raw", pipelines_dir=str(work / "pipelines"))
     started = time.perf_counter()
-    pipeline.run(source, loader_file_format="parquet" if careful else None)
+    if careful:
+        pipeline.run(source, loader_file_format="parquet")
+    else:
+        pipeline.run(source)  # dlt's defaults: its own file format (insert_values)
     seconds = time.perf_counter() - started
-    counts = pipeline.last_trace.last_normalize_info.row_counts
+    trace = pipeline.last_trace
+    assert trace is not None and trace.last_normalize_info is not None  # the run above normalized
+    counts = trace.last_normalize_info.row_counts
     return {"seconds": seconds, "rows": sum(counts.get(n, 0) for _, n in ENDPOINTS), "peak_rss_mib": _peak_rss_mib()}
 
 
@@ -172,7 +177,7 @@ class Sandbox:
     def stats_reset(self) -> None:
         requests.post(f"{self.base_url}/_sandbox/stats/reset", timeout=30)
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._cm.__exit__(*exc)
 
 

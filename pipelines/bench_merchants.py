@@ -123,7 +123,7 @@ class SandboxProcess:
         self.merchants = [m["username"] for m in self.admin("GET", "merchants")]
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._cm.__exit__(*exc)
 
     def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -133,7 +133,7 @@ class SandboxProcess:
 
     def tokens(self, merchants: list[str] | None = None) -> dict[str, str]:
         """Fresh refresh tokens without the consent page: merchant → token."""
-        body = {"all": True} if merchants is None else {"merchants": merchants}
+        body: dict[str, Any] = {"all": True} if merchants is None else {"merchants": merchants}
         return {t["merchant"]: t["refresh_token"] for t in self.admin("POST", "tokens", body)}
 
     def requests_since_reset(self) -> int:

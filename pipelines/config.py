@@ -185,7 +185,7 @@ class ConfigReader:
     def get(self, key: str, default: Any = None, *, secret: bool = False) -> Any:
         accessor = dlt.secrets if secret else dlt.config
         try:
-            value = accessor.get(key)
+            value: Any = accessor.get(key)
         except ConfigProviderException as exc:
             # a file that does not parse: dlt's message names the file and the line
             raise ConfigError(f"cannot read the configuration: {_one_line(exc)}") from None

@@ -75,7 +75,7 @@ def run_check_step(settings: Settings, *, freshness: bool = True, suites: Sequen
         # sync nor an analyst's open connection is in the way); dbt opens it too, for its tests
         with published_snapshot(settings) as target:
             warehouse = (Warehouse.duckdb(str(target.duckdb_path)) if target.dialect == "duckdb"
-                         else Warehouse.postgres(target.postgres_dsn))
+                         else Warehouse.postgres(target.require_postgres_dsn()))
             try:
                 report = run_checks(warehouse, raw_schema=settings.raw_dataset, marts_schema=settings.marts_dataset,
                                     settings=check_settings)

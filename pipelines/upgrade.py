@@ -102,9 +102,9 @@ class LegacyStates:
         for folder in sorted(self.settings.pipelines_dir.glob(f"{ENGINE_PREFIX}*")):
             if folder.name in (own, WAREHOUSE_PIPELINE) or not (folder / "state.json").is_file():
                 continue
-            state = dlt.pipeline(pipeline_name=folder.name, pipelines_dir=str(self.settings.pipelines_dir),
-                                 progress=NULL_COLLECTOR).state
-            offer(_merchants_of(state))
+            pipeline_state = dlt.pipeline(pipeline_name=folder.name, pipelines_dir=str(self.settings.pipelines_dir),
+                                          progress=NULL_COLLECTOR).state
+            offer(_merchants_of(pipeline_state))
         for state in self._destination_states(own):
             offer(_merchants_of(state))
         for merchant in found:

@@ -44,19 +44,19 @@ def destination_for(settings: Settings, *, for_loading: bool = True, pipeline_na
     other's pending rows (https://github.com/dlt-hub/dlt/issues/4297, #2287)."""
     # e.g. instamojo_raw_staging_sync for the pipeline instamojo__sync (a name dlt keeps as it is)
     suffix = pipeline_name.removeprefix("instamojo__").replace("__", "_") if pipeline_name else ""
-    staging = {"staging_dataset_name_layout": f"%s_staging_{suffix}"} if suffix else {}
+    staging = f"%s_staging_{suffix}" if suffix else "%s_staging"  # the second: dlt's own default
     if settings.destination == "postgres":
         credentials = _postgres_credentials(settings)
-        return dlt.destinations.postgres(credentials=credentials, **staging)
+        return dlt.destinations.postgres(credentials=credentials, staging_dataset_name_layout=staging)
     settings.duckdb_work_path.parent.mkdir(parents=True, exist_ok=True)
     from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-    credentials = DuckDbCredentials(str(settings.duckdb_work_path))
+    duckdb_credentials = DuckDbCredentials(str(settings.duckdb_work_path))
     if for_loading:
         # DuckDB's buffer pool defaults to 80% of RAM and keeps what a load touched: capped, a
         # backfill's memory stays flat as history grows (a merge larger than this spills to disk).
-        credentials.global_config = {"memory_limit": settings.duckdb_memory_limit}
-    return dlt.destinations.duckdb(credentials=credentials, **staging)
+        duckdb_credentials.global_config = {"memory_limit": settings.duckdb_memory_limit}
+    return dlt.destinations.duckdb(credentials=duckdb_credentials, staging_dataset_name_layout=staging)
 
 
 def _postgres_credentials(settings: Settings) -> Any:
@@ -68,7 +68,7 @@ def _postgres_credentials(settings: Settings) -> Any:
     credentials = PostgresCredentials()
     credentials.parse_native_representation(dsn)
     if credentials.password is None:
-        credentials.password = ""  # type: ignore[assignment]
+        credentials.password = ""
     return credentials
 
 

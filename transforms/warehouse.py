@@ -39,6 +39,12 @@ class WarehouseTarget:
     duckdb_path: Path | None = None  # absolute path of the DuckDB file (dialect duckdb)
     postgres_dsn: str | None = field(default=None, repr=False)  # libpq URI (dialect postgres)
 
+    def require_postgres_dsn(self) -> str:
+        """The Postgres DSN, or a clear error when this target has none."""
+        if not self.postgres_dsn:
+            raise ValueError(f"a {self.dialect} warehouse target needs a postgres_dsn")
+        return self.postgres_dsn
+
 
 class Warehouse:
     """A DuckDB or Postgres connection plus the one fact SQL needs about it: its dialect."""

@@ -87,7 +87,9 @@ class ApiClient:
 
     def get_json(self, url: str, *, endpoint: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """GET `url` and parse its JSON object; errors name the merchant and endpoint."""
-        return self._get(url, endpoint=endpoint, params=params)[0]
+        doc = self._get(url, endpoint=endpoint, params=params)[0]
+        assert doc is not None  # parse=True always yields a document (or raises)
+        return doc
 
     def _get(
         self, url: str, *, endpoint: str, params: dict[str, Any] | None = None, parse: bool = True
@@ -121,7 +123,8 @@ class ApiClient:
                 return session.get(url, params=params, auth=self.auth, headers={"Accept": "application/json"})
             except requests.HTTPError as exc:
                 if exc.response is not None and exc.response.status_code == 401 and not resend:
-                    used = (exc.response.request.headers.get("Authorization") or "").removeprefix("Bearer ")
+                    header = exc.response.request.headers.get("Authorization") or ""
+                    used = (header.decode() if isinstance(header, bytes) else header).removeprefix("Bearer ")
                     self.auth.refresh(stale_token=used)
                     with self._count_lock:
                         self.requests_by_endpoint[endpoint] += 1
@@ -234,6 +237,7 @@ class ApiClient:
                 next_url = doc.get("next")  # a tail that appeared while listing
         while next_url:
             doc, body, url, _ = self._get(next_url, endpoint=endpoint)
+            assert doc is not None  # parse=True
             records = self._records(doc, envelope_key, endpoint)
             yield Page(body, url, len(records), records)
             if stop is not None and stop(records):

@@ -142,7 +142,7 @@ class LimitedAdapter(HTTPAdapter):
         self.limits = limits
         super().__init__(**kwargs)
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         self.limits.wait(getattr(request, MERCHANT_ATTRIBUTE, None))
         setattr(request, ATTEMPTS_ATTRIBUTE, getattr(request, ATTEMPTS_ATTRIBUTE, 0) + 1)
         response = super().send(request, *args, **kwargs)

@@ -80,10 +80,10 @@ def fingerprint_of(record: Mapping[str, Any]) -> str:
 
 def prune(seen: dict[str, str], *, keep_days: float) -> None:
     """Forget follow-ups older than the listing's lookback can offer again, so state stays small."""
-    stamps = [v for v in seen.values() if v]
+    stamps = [ts for ts in (parse_ts(v) for v in seen.values() if v) if ts is not None]
     if not stamps:
         return
-    horizon = iso(max(parse_ts(v) for v in stamps) - timedelta(days=keep_days))  # type: ignore[type-var]
+    horizon = iso(max(stamps) - timedelta(days=keep_days))
     for key in [k for k, v in seen.items() if v and v < horizon]:
         del seen[key]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,7 +38,7 @@ class RunNotes:
     skipped: dict[str, str] = field(default_factory=dict)  # resource → why
     errors: list[str] = field(default_factory=list)  # what failed (already redacted)
     requests_by_endpoint: Counter = field(default_factory=Counter)
-    seconds_by_resource: Counter = field(default_factory=Counter)
+    seconds_by_resource: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     rows_by_table: Counter = field(default_factory=Counter)
     conversions: list[ConversionNotes] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

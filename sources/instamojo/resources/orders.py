@@ -107,7 +107,7 @@ def _watch_pending(ctx: MerchantContext, tables: OrderTables, watch: dict[str, s
         for page in ctx.api.iter_pages(endpoint.path, endpoint=endpoint.path + "?pending",
                                        envelope_key="orders", params=params, parse_all=True):
             for record in page.records or []:
-                order_id = record.get("id")
+                order_id = str(record.get("id"))
                 still_pending[order_id] = str(record.get("created_at"))
                 fingerprint = fingerprint_of(record)
                 if seen.get(order_id) != fingerprint:
