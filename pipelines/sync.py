@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -80,10 +80,13 @@ def sync_merchants(
     progress: Any = None,
     pipeline_name: str | None = None,
     on_merchant_done: Callable[[RunNotes], None] | None = None,
+    load_guard: Callable[[Any], ContextManager[Any]] | None = None,
 ) -> SyncRun:
     """Extract, normalize and load `merchants` (default: all configured) in one pipeline run.
     Never raises for a merchant's own failures: they come back in its `MerchantResult.error`,
-    already redacted, with what to do about them."""
+    already redacted, with what to do about them. `load_guard(pipeline)`: a context manager held
+    around the load step only (after extract and normalize), e.g. a lock that keeps parallel
+    pipelines from creating the same tables at once (orchestration/sync.py)."""
     names = list(merchants) if merchants is not None else list(settings.merchants)
     started = time.perf_counter()
     run = SyncRun(results=[])
@@ -124,7 +127,14 @@ def sync_merchants(
             pipeline.normalize()
             pipeline.load()
             run.finished_interrupted = True
-        pipeline.run(source, loader_file_format=loader_file_format(settings))
+        if load_guard is None:
+            pipeline.run(source, loader_file_format=loader_file_format(settings))
+        else:
+            # what `run` does, with the guard around the load alone (the state was synced above)
+            pipeline.extract(source, loader_file_format=loader_file_format(settings))
+            pipeline.normalize()
+            with load_guard(pipeline):
+                pipeline.load()
     except PipelineStepFailed as exc:
         step_error = _explain_step_failure(exc)
         run.load_ok = False
