@@ -10,15 +10,22 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from pipelines.config import Settings
 from pipelines.steps import dbt_work_dir
 from pipelines.warehouse import warehouse_target
 from transforms import ReconciliationSettings
-from transforms.dbt import PROJECT_DIR, _database_key, dbt_vars, profile_yaml, project_fingerprint
+from transforms.dbt import (
+    PROJECT_DIR,
+    _database_key,
+    dbt_vars,
+    profile_yaml,
+    project_fingerprint,
+)
 from transforms.warehouse import WarehouseTarget
 
 RAW_PREFIX = "raw"  # raw tables are assets raw/<table>; dbt models <layer>/<model>

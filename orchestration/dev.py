@@ -17,8 +17,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from pipelines.config import ConfigError, load_settings
 
@@ -44,10 +44,17 @@ def dagster_yaml(max_parallel_shards: int) -> str:
 @contextlib.contextmanager
 def demo_environment() -> Iterator[dict[str, str]]:
     """Start the sandbox, authorize its merchants; yields the environment pointing at them."""
-    from pipelines.authorize import authorize_merchant
-    from pipelines.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, _free_port, demo_settings, play_browser, running_sandbox
-
     import requests
+
+    from pipelines.authorize import authorize_merchant
+    from pipelines.demo import (
+        DEMO_CLIENT_ID,
+        DEMO_CLIENT_SECRET,
+        _free_port,
+        demo_settings,
+        play_browser,
+        running_sandbox,
+    )
 
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     redirect_uri = f"http://127.0.0.1:{_free_port()}/oauth2/callback"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from pipelines.config import ConfigError, ConfigReader, Settings
 
@@ -68,7 +68,7 @@ class OrchestrationSettings:
     max_parallel_shards: int = 1
 
     @classmethod
-    def load(cls, settings: Settings, reader: ConfigReader | None = None) -> "OrchestrationSettings":
+    def load(cls, settings: Settings, reader: ConfigReader | None = None) -> OrchestrationSettings:
         """Read and check the settings; with DuckDB more than one shard at once is refused (one
         writer per file)."""
         cfg = reader or ConfigReader()

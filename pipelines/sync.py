@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, ContextManager, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Callable, Sequence
 
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -80,7 +81,7 @@ def sync_merchants(
     progress: Any = None,
     pipeline_name: str | None = None,
     on_merchant_done: Callable[[RunNotes], None] | None = None,
-    load_guard: Callable[[Any], ContextManager[Any]] | None = None,
+    load_guard: Callable[[Any], AbstractContextManager[Any]] | None = None,
 ) -> SyncRun:
     """Extract, normalize and load `merchants` (default: all configured) in one pipeline run.
     Never raises for a merchant's own failures: they come back in its `MerchantResult.error`,
