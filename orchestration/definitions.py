@@ -190,14 +190,13 @@ def marts_suites(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetChe
     yield from _run_suites("marts", MART_KEYS, context)
 
 
-sync_shards = dg.define_asset_job("sync_shards", selection=dg.AssetSelection.assets(instamojo_raw).without_checks(),
-                                  partitions_def=SHARDS)
+sync_shards = dg.define_asset_job("sync_shards", selection=dg.AssetSelection.assets(instamojo_raw).without_checks())
 build_marts = dg.define_asset_job("build_marts", selection=dg.AssetSelection.assets(instamojo_marts)
                                   | dg.AssetSelection.checks(raw_suites) | dg.AssetSelection.checks(marts_suites))
 
 
 def _shard_runs(context: dg.ScheduleEvaluationContext, lookback_days: float | None) -> Iterator[dg.RunRequest]:
-    tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "manual"
+    tick = context.scheduled_execution_time.isoformat()
     config = dg.RunConfig(ops={"instamojo_raw": ShardConfig(lookback_days=lookback_days)})
     tags = {LOOKBACK_TAG: str(lookback_days)} if lookback_days is not None else {}
     for key in SHARDS.get_partition_keys():
