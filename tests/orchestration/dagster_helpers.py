@@ -10,9 +10,10 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from instamojo_sandbox import Sandbox
 from instamojo_sandbox.config import DEMO_APP
