@@ -35,6 +35,9 @@ ORCHESTRATION = OrchestrationSettings.load(SETTINGS)
 SHARDS = dg.StaticPartitionsDefinition(shard_keys(ORCHESTRATION.shards))
 RAW_KEYS = [dg.AssetKey([dbt_support.RAW_PREFIX, table]) for table in RAW_TABLES]
 LOOKBACK_TAG = "instamojo/lookback_days"
+# one run per shard at a time (dagster.yaml: tag_concurrency_limits, applyLimitPerUniqueValue):
+# a nightly deep run and an hourly one of the same shard queue instead of meeting at its lock
+SHARD_TAG = "instamojo/shard"
 
 
 class ShardConfig(dg.Config):
@@ -200,16 +203,18 @@ def _shard_runs(context: dg.ScheduleEvaluationContext, lookback_days: float | No
     config = dg.RunConfig(ops={"instamojo_raw": ShardConfig(lookback_days=lookback_days)})
     tags = {LOOKBACK_TAG: str(lookback_days)} if lookback_days is not None else {}
     for key in SHARDS.get_partition_keys():
-        yield dg.RunRequest(run_key=f"{tick}:{key}", partition_key=key, run_config=config, tags=tags)
+        yield dg.RunRequest(run_key=f"{tick}:{key}", partition_key=key, run_config=config,
+                            tags={**tags, SHARD_TAG: key})
 
 
-@dg.schedule(job=sync_shards, cron_schedule="0 * * * *", execution_timezone="UTC")
+# the README's cron lines: hourly at :15, the deep run at 02:45
+@dg.schedule(job=sync_shards, cron_schedule="15 * * * *", execution_timezone="UTC")
 def hourly_sync(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
     """Every hour: each shard syncs what changed (the configured lookbacks)."""
     yield from _shard_runs(context, None)
 
 
-@dg.schedule(job=sync_shards, cron_schedule="30 2 * * *", execution_timezone="UTC")
+@dg.schedule(job=sync_shards, cron_schedule="45 2 * * *", execution_timezone="UTC")
 def nightly_deep_sync(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
     """Every night: 30 days behind every cursor, for refunds and disputes that land weeks later."""
     yield from _shard_runs(context, 30.0)

@@ -36,6 +36,13 @@ def dagster_yaml(max_parallel_shards: int) -> str:
         "  pools:\n"
         f"    # {POOL}: shards running at once ([orchestration] max_parallel_shards)\n"
         f"    default_limit: {max_parallel_shards}\n"
+        "  runs:\n"
+        "    # one run per shard at a time (an hourly and the nightly run of a shard queue)\n"
+        "    tag_concurrency_limits:\n"
+        "      - key: instamojo/shard\n"
+        "        value:\n"
+        "          applyLimitPerUniqueValue: true\n"
+        "        limit: 1\n"
         "telemetry:\n"
         "  enabled: false\n"
     )

@@ -118,7 +118,7 @@ def test_the_code_location_loads_with_shards_marts_checks_schedules_and_the_pool
     assert module.instamojo_raw.op.pool == "instamojo_shards"
     assert module.instamojo_raw.op.retry_policy.max_retries == 2
     schedules = {s.name: s for s in defs.schedules}
-    assert schedules["hourly_sync"].cron_schedule == "0 * * * *"
+    assert schedules["hourly_sync"].cron_schedule == "15 * * * *"
     import datetime as dt
 
     tick = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 1, 2, 2, 30, tzinfo=dt.UTC))
@@ -127,6 +127,22 @@ def test_the_code_location_loads_with_shards_marts_checks_schedules_and_the_pool
     assert nightly[0].run_config["ops"]["instamojo_raw"]["config"]["lookback_days"] == 30.0
     assert nightly[0].tags[module.LOOKBACK_TAG] == "30.0"
     assert len({r.run_key for r in nightly}) == 3  # one run per shard per tick, never twice
+    assert [r.tags[module.SHARD_TAG] for r in nightly] == shard_keys(3)
+
+
+def test_make_dagster_writes_the_pool_limit_and_one_run_per_shard_into_dagster_yaml(tmp_path):
+    import dagster as dg
+    import yaml
+
+    from orchestration.dev import dagster_yaml
+
+    (tmp_path / "dagster.yaml").write_text(dagster_yaml(3))
+    instance = dg.DagsterInstance.from_config(str(tmp_path))  # Dagster accepts it
+    assert instance.get_concurrency_config().pool_config.default_pool_limit == 3
+    config = yaml.safe_load(dagster_yaml(3))
+    assert config["concurrency"]["pools"]["default_limit"] == 3
+    [limit] = config["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert limit == {"key": "instamojo/shard", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
 
 
 @pytest.mark.slow
