@@ -128,8 +128,11 @@ def instamojo_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> I
             return
         context.log.info(f"rebuilding {'every merchant' if prepared.full_refresh else ', '.join(prepared.merchants)}")
         with dbt_support.profiles_dir(target) as profiles:
-            invocation = dbt.cli(["build", *prepared.args, "--profiles-dir", profiles, "--log-path", str(work / "logs")],
-                                 context=context, target_path=work / "target")
+            # the resource with this run's generated profile (dagster-dbt also opens an adapter with it)
+            run_dbt = DbtCliResource(project_dir=dbt.project_dir, dbt_executable=dbt.dbt_executable,
+                                     profiles_dir=profiles)
+            invocation = run_dbt.cli(["build", *prepared.args, "--log-path", str(work / "logs")],
+                                     context=context, target_path=work / "target")
             yield from invocation.stream()
         finish_build(target, prepared)
         if publish(settings) is not None:

@@ -60,9 +60,11 @@ class Deployment:
         return [(p.wait(timeout=600), p.stdout.read() if p.stdout else "") for p in procs]
 
 
-def postgres_deployment(sandbox: Sandbox, tmp_path: Path, *, shards: int, **source_options: Any) -> Deployment:
-    """A deployment syncing every merchant of `sandbox` into fresh Postgres schemas, in `shards`
-    shards that may all run at once; tokens from the sandbox's real consent page."""
+def deployment_for(sandbox: Sandbox, tmp_path: Path, *, shards: int, destination: str = "postgres",
+                   **source_options: Any) -> Deployment:
+    """A deployment syncing every merchant of `sandbox` in `shards` shards: into fresh Postgres
+    schemas, all shards at once; or into a DuckDB file under `tmp_path` (published copy
+    `warehouse.duckdb`), one shard at a time. Tokens from the sandbox's real consent page."""
     suffix = uuid.uuid4().hex[:8]
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -80,13 +82,14 @@ def postgres_deployment(sandbox: Sandbox, tmp_path: Path, *, shards: int, **sour
         "SOURCES__INSTAMOJO__CLIENT_SECRET": DEMO_APP.client_secret,
         "SOURCES__INSTAMOJO__MERCHANTS": ",".join(merchants),
         "SOURCES__INSTAMOJO__TOKEN_STORE_PATH": str(tmp_path / "tokens"),
-        "INSTAMOJO_ELT__DESTINATION": "postgres",
+        "INSTAMOJO_ELT__DESTINATION": destination,
+        "INSTAMOJO_ELT__DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
         "DESTINATION__POSTGRES__CREDENTIALS": POSTGRES_DSN,
         "INSTAMOJO_ELT__RAW_DATASET": f"t{suffix}_raw",
         "INSTAMOJO_ELT__MARTS_DATASET": f"t{suffix}_marts",
         "INSTAMOJO_ELT__PIPELINES_DIR": str(tmp_path / "pipelines"),
         "ORCHESTRATION__SHARDS": str(shards),
-        "ORCHESTRATION__MAX_PARALLEL_SHARDS": str(shards),
+        "ORCHESTRATION__MAX_PARALLEL_SHARDS": str(shards if destination == "postgres" else 1),
         "TRANSFORMS__AS_OF": sandbox.now.isoformat(),
         "CHECKS__FRESHNESS_MAX_AGE_HOURS": "0",
         "CHECKS__DOCS_DIR": "",

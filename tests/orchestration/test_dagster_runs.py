@@ -6,7 +6,9 @@ Postgres, real dbt, real Dagster with a persistent instance.
 - the warehouse equals the sandbox's truth, and the marts equal what `make sync` builds;
 - the sandbox clock moves and everything runs again: incremental, nothing twice;
 - a revoked merchant fails its shard's run by name while the others land; an injected anomaly
-  fails its asset check and the marts downstream do not build."""
+  fails its asset check and the marts downstream do not build;
+- with DuckDB, shards one at a time, the published copy holding everything, and more than one
+  shard at once refused."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from tests.orchestration.dagster_helpers import (
     WHOLE_HISTORY,
     Deployment,
     drop_schemas,
-    postgres_deployment,
+    deployment_for,
 )
 from tests.pipeline_helpers import (
     POSTGRES_DSN,
@@ -28,7 +30,7 @@ from tests.pipeline_helpers import (
 from tests.source.truth import assert_warehouse_matches, count_where
 from transforms.warehouse import Warehouse
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _ok(results: list[tuple[int, str]]) -> None:
@@ -62,12 +64,13 @@ def _round(deployment: Deployment) -> None:
     _ok(deployment.run_parallel("build_marts", [None]))
 
 
+@pytest.mark.postgres
 def test_parallel_shards_then_the_marts_equal_the_truth_and_make_sync_then_stay_equal(sandbox_factory, tmp_path):
     import dagster as dg
 
     sb = sandbox_factory(SandboxConfig(seed=131, profile="small", merchants=6, days=10, payments_per_day=5,
                                        page_size=10))
-    deployment = postgres_deployment(sb, tmp_path, shards=3)
+    deployment = deployment_for(sb, tmp_path, shards=3)
     plain = pipeline_settings(sb, tmp_path / "plain", destination="postgres", **WHOLE_HISTORY)
     assert all(merchants_of(k, sb.merchants) for k in shard_keys(3))  # no shard idle: 3 parallel loads
     wh = Warehouse.postgres(POSTGRES_DSN)
@@ -102,12 +105,13 @@ def test_parallel_shards_then_the_marts_equal_the_truth_and_make_sync_then_stay_
         drop_postgres_schemas(plain)
 
 
+@pytest.mark.postgres
 def test_a_revoked_merchant_fails_its_shard_by_name_and_an_anomaly_blocks_the_marts(sandbox_factory, tmp_path):
     import dagster as dg
 
     sb = sandbox_factory(SandboxConfig(seed=131, profile="small", merchants=4, days=10, payments_per_day=5,
                                        page_size=10))
-    deployment = postgres_deployment(sb, tmp_path, shards=2)
+    deployment = deployment_for(sb, tmp_path, shards=2)
     crowded = max(shard_keys(2), key=lambda k: len(merchants_of(k, sb.merchants)))
     revoked, *healthy_neighbours = merchants_of(crowded, sb.merchants)
     assert healthy_neighbours, "the revoked merchant needs a healthy neighbour in its shard"
@@ -146,3 +150,29 @@ def test_a_revoked_merchant_fails_its_shard_by_name_and_an_anomaly_blocks_the_ma
     finally:
         wh.close()
         drop_schemas(deployment)
+
+
+def test_duckdb_shards_one_at_a_time_a_deep_run_and_the_published_copy(sandbox_factory, tmp_path):
+    import duckdb
+
+    sb = sandbox_factory(SandboxConfig(seed=131, profile="small", merchants=3, days=10, payments_per_day=5,
+                                       page_size=10))
+    deployment = deployment_for(sb, tmp_path, shards=2, destination="duckdb")
+    published = tmp_path / "warehouse.duckdb"
+    # one writer per file: the shards one after the other (the pool's limit is 1); the second as
+    # the nightly deep run (its run config)
+    first, second = shard_keys(2)
+    _ok(deployment.run_parallel("sync_shards", [first]))
+    _ok(deployment.run_parallel("sync_shards", [second], {"ops": {"instamojo_raw": {"config": {"lookback_days": 30}}}}))
+    _ok(deployment.run_parallel("build_marts", [None]))
+    wh = Warehouse(duckdb.connect(str(published), read_only=True), "duckdb")
+    try:
+        counts = assert_warehouse_matches(wh, deployment.raw_dataset, sb, sb.merchants)
+        assert count_where(wh, f"SELECT count(*) FROM {deployment.marts_dataset}.payments_reconciled") \
+            == counts["payments"]
+    finally:
+        wh.close()
+    # more than one shard at once is refused with DuckDB, naming the setting
+    deployment.env["ORCHESTRATION__MAX_PARALLEL_SHARDS"] = "2"
+    [(code, output)] = deployment.run_parallel("sync_shards", [first])
+    assert code != 0 and "orchestration.max_parallel_shards = 2" in output and "one writer" in output
