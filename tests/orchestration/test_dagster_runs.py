@@ -19,8 +19,8 @@ from orchestration.shards import merchants_of, shard_keys
 from tests.orchestration.dagster_helpers import (
     WHOLE_HISTORY,
     Deployment,
-    drop_schemas,
     deployment_for,
+    drop_schemas,
 )
 from tests.pipeline_helpers import (
     POSTGRES_DSN,
