@@ -77,7 +77,12 @@ class Deployment:
                                    "-c", str(self.home / "run.json"), "--tags", json.dumps({"dagster/partition": k})],
                                   cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for k in shard_keys(self.shards)]
-        outputs = [p.communicate()[0] for p in procs]
+        try:
+            outputs = [p.communicate()[0] for p in procs]
+        except BaseException:  # interrupted: the runs stop with the bench
+            for p in procs:
+                p.terminate()
+            raise
         seconds = time.perf_counter() - started
         for proc, output in zip(procs, outputs, strict=True):
             if proc.returncode != 0:
@@ -123,12 +128,47 @@ def _requests_since(base_url: str, since: int) -> tuple[int, float]:
     return len(times), (max(times) - min(times)) if len(times) > 1 else float("nan")
 
 
+def _backfill(base_url: str, merchants: list[str], tokens: dict[str, str], args: argparse.Namespace, root: Path,
+              made: list[Deployment]) -> None:
+    """Every merchant's backfill with 1 shard, then with 2 shards in parallel processes."""
+    backfill: dict[int, float] = {}
+    for shards in (1, 2):
+        made.append(Deployment(base_url, merchants, tokens, shards, args.dsn, None, root / f"backfill{shards}"))
+        backfill[shards] = made[-1].sync()
+        print(f"backfill, {shards} shard(s) in parallel processes: {backfill[shards]:.1f} s", flush=True)
+    print(f"  2 shards vs 1: {backfill[1] / backfill[2]:.2f}x faster")
+
+
+def _hourly(base_url: str, merchants: list[str], tokens: dict[str, str], args: argparse.Namespace, root: Path,
+            made: list[Deployment]) -> None:
+    """After a backfill (not timed), the hourly sync with 100 ms per request: 1 shard, then 4."""
+    hourly: dict[int, tuple[float, float]] = {}
+    for shards in (1, 4):
+        deployment = Deployment(base_url, merchants, tokens, shards, args.dsn, None, root / f"hourly{shards}")
+        made.append(deployment)
+        _admin(base_url, "PATCH", "config", {"latency": 0.0})
+        deployment.sync()  # the backfill this deployment's hourly run follows (not timed, no limit)
+        deployment.env["SOURCES__INSTAMOJO__APP_MAX_REQUESTS_PER_SECOND"] = str(args.app_limit)
+        _admin(base_url, "POST", "clock/advance", {"hours": 1})
+        _admin(base_url, "PATCH", "config", {"latency": 0.1})
+        _admin(base_url, "DELETE", "requests")  # the log holds this run's requests only
+        seconds = deployment.sync()
+        n, span = _requests_since(base_url, 0)
+        hourly[shards] = (seconds, span)
+        print(f"hourly sync, 100 ms per request, {shards} shard(s): {seconds:.1f} s ({span:.1f} s from the "
+              f"first request to the last), {n} requests, {n / span:.1f} requests/s against the app "
+              f"limit of {args.app_limit:g}/s", flush=True)
+    print(f"  4 shards vs 1: {hourly[1][0] / hourly[4][0]:.2f}x end to end, "
+          f"{hourly[1][1] / hourly[4][1]:.2f}x between the first request and the last")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestration.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--merchants", type=int, default=100)
     parser.add_argument("--days", type=int, default=10, help="days of history per merchant (default 10)")
     parser.add_argument("--payments-per-day", type=float, default=12)
     parser.add_argument("--app-limit", type=float, default=20.0, help="app-wide requests/s of the hourly run")
+    parser.add_argument("--only", choices=("backfill", "hourly"), help="run one of the two measurements")
     parser.add_argument("--dsn", default=os.environ.get("DESTINATION__POSTGRES__CREDENTIALS", DEFAULT_DSN))
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="instamojo-dagster-bench-"))
@@ -139,30 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         with running_sandbox(*sandbox_args) as base_url:
             merchants, tokens = _tokens(base_url)
             print(f"{len(merchants)} merchants, {args.days} days at {args.payments_per_day:g} payments/day each")
-            backfill: dict[int, float] = {}
-            for shards in (1, 2):
-                made.append(Deployment(base_url, merchants, tokens, shards, args.dsn, None, root / f"backfill{shards}"))
-                backfill[shards] = made[-1].sync()
-                print(f"backfill, {shards} shard(s) in parallel processes: {backfill[shards]:.1f} s", flush=True)
-            print(f"  2 shards vs 1: {backfill[1] / backfill[2]:.2f}x faster")
-            hourly: dict[int, tuple[float, int]] = {}
-            for shards in (1, 4):
-                deployment = Deployment(base_url, merchants, tokens, shards, args.dsn, args.app_limit,
-                                        root / f"hourly{shards}")
-                made.append(deployment)
-                _admin(base_url, "PATCH", "config", {"latency": 0.0})
-                deployment.sync()  # the backfill this deployment's hourly run follows (not timed)
-                _admin(base_url, "POST", "clock/advance", {"hours": 1})
-                _admin(base_url, "PATCH", "config", {"latency": 0.1})
-                since = _admin(base_url, "GET", "requests?limit=1")["next"]
-                seconds = deployment.sync()
-                n, span = _requests_since(base_url, since)
-                hourly[shards] = (seconds, span)
-                print(f"hourly sync, 100 ms per request, {shards} shard(s): {seconds:.1f} s ({span:.1f} s from the "
-                      f"first request to the last), {n} requests, {n / span:.1f} requests/s against the app "
-                      f"limit of {args.app_limit:g}/s", flush=True)
-            print(f"  4 shards vs 1: {hourly[1][0] / hourly[4][0]:.2f}x end to end, "
-                  f"{hourly[1][1] / hourly[4][1]:.2f}x between the first request and the last")
+            if args.only != "hourly":
+                _backfill(base_url, merchants, tokens, args, root, made)
+            if args.only != "backfill":
+                _hourly(base_url, merchants, tokens, args, root, made)
     finally:
         for deployment in made:
             deployment.drop()

@@ -129,6 +129,16 @@ def test_the_code_location_loads_with_shards_marts_checks_schedules_and_the_pool
     assert len({r.run_key for r in nightly}) == 3  # one run per shard per tick, never twice
     assert [r.tags[module.SHARD_TAG] for r in nightly] == shard_keys(3)
 
+    # the sensor builds the marts once a shard loaded something new, once
+    with dg.instance_for_test() as instance:
+        sensor = module.marts_after_shards
+        assert isinstance(sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=module.RAW_KEYS[0],
+                                                                    partition="shard_02_of_03"))
+        result = sensor(dg.build_sensor_context(instance=instance))
+        [request] = result.run_requests
+        assert isinstance(sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor)), dg.SkipReason)
+
 
 def test_make_dagster_writes_the_pool_limit_and_one_run_per_shard_into_dagster_yaml(tmp_path):
     import dagster as dg
