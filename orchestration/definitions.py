@@ -231,11 +231,12 @@ def marts_after_shards(context: dg.SensorEvaluationContext) -> dg.SensorResult |
         dg.DagsterRunStatus.STARTED]), limit=1)
     if busy:
         return dg.SkipReason("shard runs still going")
-    event = context.instance.get_latest_materialization_event(RAW_KEYS[0])
+    records = context.instance.fetch_materializations(RAW_KEYS[0], limit=1).records
     seen = int(context.cursor or 0)
-    if event is None or event.storage_id <= seen:
+    if not records or records[0].storage_id <= seen:
         return dg.SkipReason("no shard loaded anything since the last build")
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=str(event.storage_id))], cursor=str(event.storage_id))
+    newest = records[0].storage_id
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=str(newest))], cursor=str(newest))
 
 
 defs = dg.Definitions(

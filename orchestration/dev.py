@@ -15,6 +15,7 @@ import contextlib
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -107,9 +108,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"configured warehouse: {settings.destination}; {len(settings.merchants)} merchant(s)", flush=True)
         env = {**os.environ, **extra, "DAGSTER_HOME": str(home)}
         cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(args.port)]
+        proc = subprocess.Popen(cmd, env=env)
         try:
-            return subprocess.call(cmd, env=env)
+            return proc.wait()
         except KeyboardInterrupt:
+            # Ctrl-C: `dagster dev` stops its web server, daemon and code servers (a signal to this
+            # process alone, not the terminal's group, reaches it here)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
             return 0
 
 
