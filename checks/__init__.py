@@ -23,7 +23,7 @@ __all__ = ["run_checks", "suite_names", "CheckSettings", "CheckReport", "SuiteRe
 
 
 def run_checks(
-    warehouse: "Warehouse",
+    warehouse: Warehouse,
     *,
     raw_schema: str = "instamojo_raw",
     marts_schema: str = "instamojo",

@@ -4,7 +4,7 @@ Every mart gets its key (not null, unique) and exact money (DECIMAL, two places)
 the marts are for: one row per raw payment, payout and order (nothing lost or invented by the
 transforms), status columns within the sets docs/marts.md defines, and the reconciliation
 verdicts that must hold for the data to be trusted — every payout's residual within the
-configured tolerance (`CheckSettings.payout_residual_tolerance`), no order whose API status
+configured tolerance (`[transforms] payout_tolerance`, passed as `CheckSettings.payout_residual_tolerance`), no order whose API status
 contradicts its payments. Business exceptions a person should look at (overdue settlements,
 high-severity rows of reconciliation_exceptions) are warnings: the data is right, the money
 may not be.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from checks.common import currency_inr, in_set, key_expectations, money_expectations
-from checks.spec import Expect, PlanContext, SuitePlan, SuiteSpec, quote
+from checks.spec import Expect, PlanContext, Severity, SuitePlan, SuiteSpec, quote
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class NotInSet:
 
     column: str
     values: tuple[str, ...]
-    severity: str
+    severity: Severity
     what: str
     why: str
     detail_columns: tuple[str, ...] | None = None
@@ -253,7 +253,7 @@ def plan_mart(ctx: PlanContext, name: str) -> SuitePlan:
                 "a payout whose figures do not add up is money paid wrongly, or a payout identity the "
                 "reconciliation does not understand",
                 detail_columns=("residual", "paid_amount", "expected_paid_amount"),
-                doc="every payout's |residual| ≤ `payout_residual_tolerance` (paid = sales − fee − tax − held "
+                doc="every payout's |residual| ≤ `payout_tolerance` (paid = sales − fee − tax − held "
                     "+ reversed − refunded − affiliate − partner), compared in exact paise",
             )
         )
@@ -279,6 +279,9 @@ def _distinct_rows(ctx: PlanContext, table: str, key: tuple[str, ...]) -> int:
     """Distinct keys of a raw table (0 when it does not exist: the mart is then empty too)."""
     if not ctx.exists("raw", table):
         return 0
+    scalar = ctx.scalar
+    if scalar is None:
+        raise RuntimeError(f"planning the mart of raw {table} needs a warehouse to count its rows (PlanContext.scalar)")
     cols = ", ".join(quote(c) for c in key)
-    return int(ctx.scalar(f"SELECT COUNT(*) FROM (SELECT DISTINCT {cols} FROM {ctx.qualified('raw', table)}"
+    return int(scalar(f"SELECT COUNT(*) FROM (SELECT DISTINCT {cols} FROM {ctx.qualified('raw', table)}"
                           f"{ctx.merchant_filter()}) d"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from checks.common import currency_inr, in_set, key_expectations, money_expectations
-from checks.spec import VARIANT_COLUMN, Expect, PlanContext, SuitePlan, SuiteSpec, quote
+from checks.spec import VARIANT_COLUMN, Expect, PlanContext, Severity, SuitePlan, SuiteSpec, quote
 from sources.instamojo.schema import RAW_TABLES, Table
 
 # Columns dlt itself may add to a table (load id, row id, parent/child links): not the API's.
@@ -27,7 +27,7 @@ class ValueSet:
     """The values a text column may hold."""
 
     values: tuple[str, ...]
-    severity: str
+    severity: Severity
     why: str
 
 

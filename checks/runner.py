@@ -20,8 +20,9 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from checks.report import CheckReport, ExpectationResult, SuiteResult
 from checks.settings import CheckSettings
@@ -60,7 +61,7 @@ def select_suites(specs: list[SuiteSpec], names: Iterable[str] | None) -> list[S
 
 
 def run_checks(
-    warehouse: "Warehouse",
+    warehouse: Warehouse,
     *,
     raw_schema: str = "instamojo_raw",
     marts_schema: str = "instamojo",
@@ -75,7 +76,7 @@ def run_checks(
     error-severity expectation and no expectation that raised), `.summary()`, per-suite
     results and `.docs_index`.
     """
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     specs = select_suites(all_suites(), settings.suites)
     ctx = _plan_context(warehouse, raw_schema, marts_schema, settings, started)
@@ -103,7 +104,7 @@ def run_checks(
 
 
 def plan_checks(
-    warehouse: "Warehouse",
+    warehouse: Warehouse,
     *,
     raw_schema: str = "instamojo_raw",
     marts_schema: str = "instamojo",
@@ -112,7 +113,7 @@ def plan_checks(
     """What `run_checks` would run on this warehouse, without running it (no great-expectations
     import): each selected suite with its plan (its SQL and expectations, or why it is skipped).
     For documentation and tests."""
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     ctx = _plan_context(warehouse, raw_schema, marts_schema, settings, started)
     return [(spec, spec.plan(ctx)) for spec in select_suites(all_suites(), settings.suites)]
 
@@ -210,6 +211,8 @@ def _run_suite(gx, context, warehouse, ctx: PlanContext, spec: SuiteSpec, run_na
         return result
 
     try:
+        if plan.sql is None:
+            raise ValueError(f"suite {spec.name} planned no query and gave no reason (neither missing nor skipped)")
         frame = _read_frame(warehouse, plan.sql)
     except Exception as exc:
         result.results.append(_raised_result(spec, qualified, "read the table", exc))
@@ -280,8 +283,9 @@ def _validate(gx, context, spec, plan: SuitePlan, frame, qualified, settings, ru
     strays: list[ExpectationResult] = []
     for r in getattr(outcome, "results", None) or []:
         config = getattr(r, "expectation_config", None)
-        i = slot_of.get(getattr(config, "id", None))
-        if i is None or slots[i] is not None:
+        config_id = getattr(config, "id", None)
+        slot = slot_of.get(config_id) if config_id is not None else None
+        if slot is None or slots[slot] is not None:
             # a result that cannot be tied to exactly one of our expectations is no verdict
             strays.append(
                 ExpectationResult(
@@ -293,20 +297,20 @@ def _validate(gx, context, spec, plan: SuitePlan, frame, qualified, settings, ru
                 )
             )
             continue
-        slots[i] = _from_gx(spec, qualified, expects[i], r, plan.index_columns, shown)
-        judged = slots[i].element_count
-        if slots[i].raised is None and judged is not None and judged != len(frame):
+        judgement = slots[slot] = _from_gx(spec, qualified, expects[slot], r, plan.index_columns, shown)
+        judged = judgement.element_count
+        if judgement.raised is None and judged is not None and judged != len(frame):
             # a verdict on other rows than the batch's is no verdict on this table
-            slots[i].success = False
-            slots[i].raised = f"great-expectations judged {judged} rows, the batch has {len(frame)}"
-        missing = [c for c in expects[i].columns if c not in frame.columns]
-        if slots[i].raised is not None and missing:
+            judgement.success = False
+            judgement.raised = f"great-expectations judged {judged} rows, the batch has {len(frame)}"
+        missing = [c for c in expects[slot].columns if c not in frame.columns]
+        if judgement.raised is not None and missing:
             # great-expectations' own message can be cryptic (an IndexError): say what is wrong
-            slots[i].raised = f"column {', '.join(missing)} missing from {qualified} ({slots[i].raised})"
+            judgement.raised = f"column {', '.join(missing)} missing from {qualified} ({judgement.raised})"
     results = [
         slot if slot is not None
         else _result(spec, qualified, e, success=False, raised="great-expectations returned no result for it")
-        for e, slot in zip(expects, slots)
+        for e, slot in zip(expects, slots, strict=True)
     ]
     return results + strays
 
@@ -409,7 +413,7 @@ def _raised_result(spec, qualified, doing: str, exc: Exception) -> ExpectationRe
 
 
 def _snake(name: str) -> str:
-    out = []
+    out: list[str] = []
     for ch in name:
         if ch.isupper() and out:
             out.append("_")

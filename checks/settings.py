@@ -1,11 +1,12 @@
 """What a check run may be told: freshness, the payout residual tolerance, where Data Docs go,
-which suites run. Cheap to import (no great-expectations here), so a CLI can build it for --help.
+which suites run. The tolerance is not a `[checks]` key: it is `[transforms] payout_tolerance`,
+the one the marts flag `payout_residual` exceptions with, passed in by the pipeline's check step
+(two tolerances could disagree: a payout balanced in the marts but failing its check). Cheap to import (no great-expectations here), so a CLI can build it for --help.
 
 `.dlt/config.toml` holds the same settings under `[checks]` (see `CheckSettings.from_mapping`):
 
     [checks]
     freshness_max_age_hours = 48          # 0 or absent = freshness off (the demo turns it off)
-    payout_residual_tolerance = "0.00"    # a string: TOML floats are binary, money is not
     docs_dir = "data/check-docs"
     suites = []                           # empty = every suite; or e.g. ["raw", "marts.payout_reconciliation"]
     required_tables = ["payments", "payouts"]
@@ -14,10 +15,11 @@ which suites run. Cheap to import (no great-expectations here), so a CLI can bui
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 DEFAULT_DOCS_DIR = Path("data/check-docs")
 
@@ -29,7 +31,6 @@ DEFAULT_REQUIRED_TABLES: tuple[str, ...] = ("payments", "payouts")
 
 _KEYS = {
     "freshness_max_age_hours",
-    "payout_residual_tolerance",
     "docs_dir",
     "suites",
     "required_tables",
@@ -93,11 +94,14 @@ class CheckSettings:
             object.__setattr__(self, "docs_dir", Path(self.docs_dir))
 
     @classmethod
-    def from_mapping(cls, section: Mapping[str, Any] | None, **overrides: Any) -> "CheckSettings":
+    def from_mapping(cls, section: Mapping[str, Any] | None, **overrides: Any) -> CheckSettings:
         """Build settings from the `[checks]` section of `.dlt/config.toml` (a mapping; missing
         keys keep their defaults), then apply `overrides` (CheckSettings field names, e.g.
         `freshness_max_age=None` for the demo). Unknown keys are an error, so typos surface."""
         section = dict(section or {})
+        if "payout_residual_tolerance" in section:
+            raise ValueError("checks: [checks] payout_residual_tolerance is no longer a setting: the checks use "
+                             "[transforms] payout_tolerance, the tolerance the marts use; set it there")
         unknown = set(section) - _KEYS
         if unknown:
             raise ValueError(f"checks: unknown [checks] setting(s) {sorted(unknown)}; known: {sorted(_KEYS)}")
@@ -112,8 +116,6 @@ class CheckSettings:
             if isinstance(hours, bool) or (hours is not None and (not isinstance(hours, (int, float)) or hours < 0)):
                 raise ValueError(f"checks: freshness_max_age_hours must be a number ≥ 0, got {hours!r}")
             kwargs["freshness_max_age"] = dt.timedelta(hours=hours) if hours else None
-        if "payout_residual_tolerance" in section:
-            kwargs["payout_residual_tolerance"] = _parse_money(section["payout_residual_tolerance"])
         if "docs_dir" in section:
             kwargs["docs_dir"] = Path(section["docs_dir"]) if section["docs_dir"] else None
         if "suites" in section:
@@ -125,28 +127,18 @@ class CheckSettings:
         return replace(cls(**kwargs), **overrides) if overrides else cls(**kwargs)
 
     @classmethod
-    def from_dlt_config(cls, **overrides: Any) -> "CheckSettings":
+    def from_dlt_config(cls, **overrides: Any) -> CheckSettings:
         """Read `[checks]` through dlt's config providers (`.dlt/config.toml` in the working
         directory, environment variables such as `CHECKS__FRESHNESS_MAX_AGE_HOURS`)."""
         import dlt
 
         section: dict[str, Any] = {}
-        for key in sorted(_KEYS):
-            value = dlt.config.get(f"checks.{key}")
+        for key in sorted(_KEYS | {"payout_residual_tolerance"}):
+            value: Any = dlt.config.get(f"checks.{key}")
             if value is not None:
                 section[key] = value
         return cls.from_mapping(section, **overrides)
 
-
-def _parse_money(value: Any) -> Decimal:
-    if isinstance(value, float):
-        raise TypeError(
-            f"checks: payout_residual_tolerance = {value!r} is a TOML float; write it as a string, e.g. \"0.05\""
-        )
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"checks: payout_residual_tolerance {value!r} is not a decimal number") from None
 
 
 def _names(value: Any, key: str) -> Iterable[str]:

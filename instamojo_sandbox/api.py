@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import ceil
 from operator import attrgetter
+from typing import Protocol
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
@@ -65,6 +66,12 @@ def json_response(status: int, obj, headers: list[tuple[str, str]] | None = None
     return Response(status, orjson.dumps(obj), headers)
 
 
+class HeaderLookup(Protocol):
+    """Request headers: anything with a case-insensitive ``.get(name)`` (httpd's Headers, a dict)."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
 @dataclass
 class Request:
     """What the handlers need from an HTTP request."""
@@ -72,7 +79,7 @@ class Request:
     method: str
     path: str
     query: list[tuple[str, str]]
-    headers: object  # anything with a case-insensitive .get()
+    headers: HeaderLookup  # anything with a case-insensitive .get()
     body: bytes
     client_ip: str
 
@@ -336,7 +343,7 @@ class Api:
         params = req.params()
         page = 1
         raw_page = params.get("page")
-        if raw_page not in (None, ""):
+        if raw_page is not None and raw_page != "":
             try:
                 page = int(raw_page)
             except ValueError:
@@ -360,7 +367,7 @@ class Api:
         size = config.page_size
         if config.honour_limit:
             limit = params.get("limit")
-            if limit not in (None, ""):
+            if limit is not None and limit != "":
                 try:
                     size = _parse_limit(limit, config.max_limit)
                 except ValueError as err:
@@ -394,8 +401,11 @@ class Api:
         head = b'{"count":%d,' % count
         if ep.num_pages:
             head += b'"num_pages":%d,' % pages
+        envelope = ep.envelope
+        if envelope is None:
+            raise ValueError(f"endpoint {ep.name} serves one object, not a list envelope")
         head = b"".join((head, b'"next":', orjson.dumps(nxt), b',"previous":', orjson.dumps(prev),
-                         b',"success":true,"', ep.envelope.encode(), b'":['))
+                         b',"success":true,"', envelope.encode(), b'":['))
         resp = Response(200)
         resp.parts = (head, chunk, b"]}")
         return resp

@@ -316,7 +316,7 @@ class RequestLog:
             more = stop < len(entries)
             dropped = first - 1
         fields = self.FIELDS
-        return {"requests": [dict(zip(fields, row)) for row in rows],
+        return {"requests": [dict(zip(fields, row, strict=True)) for row in rows],
                 "next": rows[-1][0] if rows else max(int(since), dropped),
                 "more": more, "dropped": dropped, "total": total}
 

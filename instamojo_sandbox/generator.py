@@ -69,7 +69,8 @@ _ROUND_AMOUNTS = (99, 149, 199, 249, 299, 499, 500, 799, 999, 1000, 1499, 1999, 
                   4999, 5000, 7500, 10000, 15000)
 _ROUND_PAISE = tuple(a * 100 for a in _ROUND_AMOUNTS)
 _N_ROUND = len(_ROUND_PAISE)
-_NV_MAGICCONST = random.NV_MAGICCONST
+#: random.NV_MAGICCONST (private to the random module), computed as it does
+_NV_MAGICCONST = 4 * math.exp(-0.5) / math.sqrt(2.0)
 
 
 class Sink(Protocol):
@@ -298,7 +299,7 @@ class MerchantGenerator:
         by_fraction = sorted(range(len(days)), key=lambda i: (-(quotas[i] - counts[i]), i))
         for i in by_fraction[:short]:
             counts[i] += 1
-        return dict(zip(days, counts))
+        return dict(zip(days, counts, strict=True))
 
     def _day_count(self, day: dt.date, rng: random.Random) -> int:
         if day in self.exact:
@@ -529,6 +530,7 @@ class MerchantGenerator:
             elif u < rates.order_partial_rate + rates.order_late_payment_rate + rates.order_retry_rate:
                 plan = "retry"
         first_at = t0 + 20 * US + int(rng.random() * 280 * US)
+        attempts: list[tuple[int, Decimal, str | None]]  # (at, amount, outcome)
         if plan == "normal":
             attempts = [(first_at, order.amount, None)]
         elif plan == "retry":
@@ -556,11 +558,14 @@ class MerchantGenerator:
             if p.status is True:
                 paid += p.amount
                 if paid >= order.amount:
+                    resolved = p.resolved
+                    if resolved is None:
+                        raise RuntimeError(f"payment {p.id} of order {order.id} succeeded without a resolution time")
                     # the payment that completes the order carries its shipping and its purchases
                     p.ship = shipping_total
                     for item in order.items:
-                        item.product.purchases.append((p.resolved, item.quantity))
-                        self.sink.touch(item.product, p.resolved)
+                        item.product.purchases.append((resolved, item.quantity))
+                        self.sink.touch(item.product, resolved)
         self.sink.add(order, *order.times)
         return counted
 

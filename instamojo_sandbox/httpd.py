@@ -106,18 +106,19 @@ class _Closed(Exception):
 class Headers(dict):
     """Request headers, keys lower-cased; ``get`` is case-insensitive."""
 
-    def get(self, name: str, default=None):  # type: ignore[override]
+    def get(self, name: str, default=None):
         return super().get(name.lower(), default)
 
 
-_date_cache = [0, ""]
+_date_cache: tuple[int, str] = (0, "")  # (second, its Date header)
 
 
 def http_date() -> str:
     """The Date header's value (cached for the current second)."""
+    global _date_cache
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache[0], _date_cache[1] = now, formatdate(now, usegmt=True)
+        _date_cache = (now, formatdate(now, usegmt=True))
     return _date_cache[1]
 
 

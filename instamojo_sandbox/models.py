@@ -9,13 +9,19 @@ Money is Decimal; instants are int microseconds since the epoch (see :mod:`timeu
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import orjson
 
 from .rules import ZERO, fee_strings
 from .timeutil import iso
+
+if TYPE_CHECKING:
+    from .store import Rec
 
 ORDER_PAYMENT_STATUS = {True: "Success", False: "Failed", None: "Pending"}
 
@@ -155,6 +161,10 @@ class Model:
     __slots__ = ("dirty", "rec")
     kind = ""
 
+    # (annotations only: the values live in the slots, set by the subclasses' __init__)
+    rec: Rec | None
+    dirty: bool
+
     def render(self, now: int) -> tuple[dict, object]:
         """The record as served at ``now`` and the filter tag of the record at ``now``."""
         raise NotImplementedError
@@ -197,6 +207,34 @@ class PaymentModel(Model):
     )
     kind = "payments"
 
+    id: str
+    key: int
+    m: MerchantCtx
+    amount: Decimal
+    title: str
+    ptype: str
+    buyer: Buyer | None
+    product: ProductModel | None
+    link: str | None
+    order_id: str | None
+    resolved: int | None
+    status: bool | None
+    failure: tuple[str, str] | None
+    invoice: int | None
+    payout: PayoutModel | None
+    refund_at: int | None
+    case: str | None
+    held: bool
+    outcome: str | None
+    affiliate: Decimal
+    partner: Decimal
+    ship: Decimal
+    settle_day: dt.date | None
+    # set by the generator right after construction (not in __init__)
+    instrument: str
+    billing: str
+    intl: bool
+
     def __init__(self, pid: str, created: int, m: MerchantCtx, amount: Decimal = ZERO, title: str = "",
                  ptype: str = "", buyer: Buyer | None = None, product=None, link: str | None = None,
                  order_id: str | None = None):
@@ -237,14 +275,15 @@ class PaymentModel(Model):
         m = self.m
         status = self.visible_status(now)
         updated = self.key
-        if status is not None:
-            updated = self.resolved
+        resolved = self.resolved
+        if status is not None and resolved is not None:  # (a visible status implies resolved)
+            updated = resolved
         payout_url = payout_id = None
         payout = self.payout
         if payout is not None and payout.key <= now:
             payout_url, payout_id = payout.url, payout.id
             updated = max(updated, payout.key)
-        cases = []
+        cases: list[str | None] = []
         refund_at = self.refund_at
         if refund_at is not None and refund_at <= now:
             cases = [self.case]
@@ -257,8 +296,9 @@ class PaymentModel(Model):
             invoice = None
         failure = None
         if status is False:
-            failure = {"reason": self.failure[0], "message": self.failure[1]}
-        buyer = self.buyer
+            reason, message = self._failure()
+            failure = {"reason": reason, "message": message}
+        buyer = self._buyer()
         return {
             "id": self.id,
             "title": self.title,
@@ -294,8 +334,9 @@ class PaymentModel(Model):
         m = self.m
         status = self.visible_status(now)
         updated = self.key
-        if status is not None:
-            updated = self.resolved
+        resolved = self.resolved
+        if status is not None and resolved is not None:  # (a visible status implies resolved)
+            updated = resolved
         payout_json = "null"
         payout_id = None
         payout = self.payout
@@ -314,8 +355,14 @@ class PaymentModel(Model):
         else:
             fees = taxes = "0.00"
             invoice = "null"
-            failure = "null" if status is None else orjson.dumps(
-                {"reason": self.failure[0], "message": self.failure[1]}).decode()
+            if status is None:
+                failure = "null"
+            else:
+                reason, message = self._failure()
+                failure = orjson.dumps({"reason": reason, "message": message}).decode()
+        buyer = self.buyer
+        if buyer is None:
+            raise ValueError(f"payment {self.id} has no buyer: a served payment needs one")
         product = self.product
         instrument = _INSTRUMENT_JSON.get((self.instrument, self.billing))
         if instrument is None:
@@ -325,13 +372,25 @@ class PaymentModel(Model):
             f'{{"id":"{self.id}","title":{js(self.title)},"payment_type":{js(self.ptype)},'
             f'"status":{_LITERAL[status]},"link":{js(self.link)},'
             f'"product":{"null" if product is None else product.url_json},"seller":{m.seller_json},'
-            f'"currency":"INR","amount":"{self.amount}",{self.buyer.pii_json},"payout":{payout_json},'
+            f'"currency":"INR","amount":"{self.amount}",{buyer.pii_json},"payout":{payout_json},'
             f'"fees":"{fees}","total_taxes":"{taxes}","cases":{cases},{instrument},'
             f'"failure":{failure},"created_at":"{iso(self.key)}",'
             f'"updated_at":"{iso(updated)}","tax_invoice_id":{invoice},'
             f'"resource_uri":{m.payments_url_json_open}{self.id}/"}}'
         )
         return text.encode(), payout_id
+
+    def _buyer(self) -> Buyer:
+        buyer = self.buyer
+        if buyer is None:
+            raise ValueError(f"payment {self.id} has no buyer: a served payment needs one")
+        return buyer
+
+    def _failure(self) -> tuple[str, str]:
+        failure = self.failure
+        if failure is None:
+            raise ValueError(f"payment {self.id} failed without a failure (reason, message)")
+        return failure
 
     def is_final(self, now: int) -> bool:
         if self.resolved is None:
@@ -382,7 +441,25 @@ class PayoutModel(Model):
     )
     kind = "payouts"
 
-    def __init__(self, pid: str, paid_out_at: int, day, m: MerchantCtx):
+    id: str
+    key: int
+    day: dt.date
+    m: MerchantCtx
+    url: str
+    url_json: str
+    sales: Decimal
+    fee: Decimal
+    tax: Decimal
+    held: Decimal
+    reversed: Decimal
+    refunded: Decimal
+    affiliate: Decimal
+    partner: Decimal
+    shipping: Decimal
+    paid: Decimal
+    payout_type: int
+
+    def __init__(self, pid: str, paid_out_at: int, day: dt.date, m: MerchantCtx):
         self.id = pid
         self.key = paid_out_at
         self.day = day
@@ -469,6 +546,32 @@ class ProductModel(Model):
         "venue",
     )
     kind = "products"
+
+    slug: str
+    key: int
+    m: MerchantCtx
+    url: str
+    url_json: str
+    # set by the generator right after construction (not in __init__)
+    title: str
+    description: str
+    kind_of: str
+    variants: Mapping[str, Sequence[str]] | None  # option name → values
+    base_price: Decimal
+    min_price: Decimal
+    max_price: Decimal
+    pwyw: bool
+    limit_quantity: int | None
+    discount_public: bool
+    requires_shipping: bool
+    ships_within_days: int | None
+    start_date: str | None
+    end_date: str | None
+    venue: str | None
+    timezone: str | None
+    custom_note: str
+    live_at: int | None
+    archived_at: int | None
 
     def __init__(self, slug: str, created: int, m: MerchantCtx):
         self.slug = slug
@@ -568,6 +671,15 @@ class OrderModel(Model):
 
     __slots__ = ("amount", "buyer", "id", "items", "items_json", "key", "m", "payments", "times", "title", "url")
     kind = "orders"
+
+    id: str
+    key: int
+    m: MerchantCtx
+    url: str
+    # set by the generator right after construction (not in __init__)
+    amount: Decimal
+    buyer: Buyer
+    title: str
 
     def __init__(self, oid: str, created: int, m: MerchantCtx):
         self.id = oid

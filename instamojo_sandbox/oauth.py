@@ -214,6 +214,8 @@ class OAuthServer:
     # The token endpoint -------------------------------------------------------------------
     def token(self, form: dict[str, str], basic: tuple[str, str] | None) -> dict:
         """``POST /oauth2/token/``: returns the token response or raises :class:`OAuthError`."""
+        client_id: str | None
+        client_secret: str | None
         if basic is not None:
             client_id, client_secret = basic
         else:

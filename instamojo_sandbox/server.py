@@ -21,7 +21,7 @@ import datetime as dt
 import gc
 import threading
 import time
-from typing import Self
+from typing import Any, Self
 
 from .admin import Admin
 from .anomalies import Anomalies
@@ -117,6 +117,8 @@ class Sandbox:
         self.config = config
         self._server = Server((config.host, config.port), self, _limits(config))
         host, port = self._server.server_address[:2]
+        if not isinstance(host, str):
+            raise RuntimeError(f"the sandbox's socket is bound to {host!r}, not a host name or address")
         self.port = port
         self.base_url = (config.public_url or f"http://{_url_host(host)}:{port}").rstrip("/")
         try:
@@ -210,9 +212,8 @@ class Sandbox:
                 resp = json_response(405, {"detail": f'Method "{req.method}" not allowed.'}, [("Allow", "GET")])
                 resp.endpoint = "unknown"
             else:
-                resp = self.api.resource(req, path)
-                if resp is None:
-                    resp = json_response(404, {"detail": "Not found."})
+                found = self.api.resource(req, path)
+                resp = found if found is not None else json_response(404, {"detail": "Not found."})
         elif path in ("/oauth2/authorize/", "/oauth2/token/"):
             name = "oauth_authorize" if path == "/oauth2/authorize/" else "oauth_token"
             rule = self.faults.match(name, path, None)
@@ -362,7 +363,7 @@ class Sandbox:
         unknown = set(changes) - set(RUNTIME_SETTINGS)
         if unknown:
             raise ValueError(f"not run-time settings: {sorted(unknown)}; these are: {list(RUNTIME_SETTINGS)}")
-        converted = {}
+        converted: dict[str, Any] = {}  # each value of its setting's type (RUNTIME_SETTINGS)
         for name, value in changes.items():
             try:
                 converted[name] = RUNTIME_SETTINGS[name](value)

@@ -186,7 +186,7 @@ class Collection:
         lookups = []
         for p in preds:
             if p.kind == "id":
-                rec = self.by_id.get(p.value)
+                rec = self.by_id.get(p.value) if isinstance(p.value, str) else None
                 lookups.append([rec] if rec is not None else [])
             elif p.kind == "index":
                 lookups.append(self.indexes[p.name].get(p.value, []))
@@ -199,18 +199,20 @@ class Collection:
             needs_sort = True
         for p in preds:
             if p.kind.startswith("key_"):
+                v = p.value
+                if not isinstance(v, int):
+                    raise TypeError(f"a {p.kind} filter compares sort keys (int microseconds), not {v!r}")
                 if cands is None:
                     records = self.records
                     if p.kind == "key_gt":
-                        cands = records[bisect.bisect_right(records, p.value, key=_KEY):]
+                        cands = records[bisect.bisect_right(records, v, key=_KEY):]
                     elif p.kind == "key_ge":
-                        cands = records[bisect.bisect_left(records, p.value, key=_KEY):]
+                        cands = records[bisect.bisect_left(records, v, key=_KEY):]
                     elif p.kind == "key_lt":
-                        cands = records[: bisect.bisect_left(records, p.value, key=_KEY)]
+                        cands = records[: bisect.bisect_left(records, v, key=_KEY)]
                     else:
-                        cands = records[: bisect.bisect_right(records, p.value, key=_KEY)]
+                        cands = records[: bisect.bisect_right(records, v, key=_KEY)]
                 else:
-                    v = p.value
                     if p.kind == "key_gt":
                         cands = [r for r in cands if r.key > v]
                     elif p.kind == "key_ge":
@@ -310,7 +312,7 @@ def unpack_merchant(blob) -> tuple[int, MerchantState, list]:
         id_list = ids.split("\x00") if key_list else []
         recs = []
         start = 0
-        for key, rid, length, tag in zip(key_list, id_list, length_list, tags):
+        for key, rid, length, tag in zip(key_list, id_list, length_list, tags, strict=True):
             rec = Rec(key, rid)
             rec.json = jsons[start:start + length]
             rec.tag = tag
@@ -571,7 +573,7 @@ class Store:
                     self._dirty.append(model)
             self.now = target
             dirty, self._dirty = self._dirty, []
-            new: dict[int, list[Rec]] = defaultdict(list)
+            new: dict[int, list[tuple[Collection, Rec]]] = defaultdict(list)
             for model in dirty:
                 if model.rec is None:
                     if model.key > target:  # defensive: not visible yet

@@ -37,9 +37,10 @@ import sys
 import threading
 import time
 import webbrowser
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import dlt
@@ -48,10 +49,10 @@ import requests
 
 from sources.instamojo.auth import ClientCredentials, request_token
 from sources.instamojo.errors import AuthError, InstamojoError, redact, register_secret
-from sources.instamojo.settings import ALL_SCOPES, RESOURCE_SCOPES
 from sources.instamojo.identity import Account, AccountRegistry, IdentityError
 from sources.instamojo.names import MerchantNameError, check_merchant_name
 from sources.instamojo.resources.profile import PROFILE_ENDPOINTS
+from sources.instamojo.settings import ALL_SCOPES, RESOURCE_SCOPES
 from sources.instamojo.token_store import TokenStoreError, fingerprint
 
 from .config import SOURCE_SECTION, ConfigError, Settings, load_settings
@@ -781,7 +782,7 @@ def render_merchants(settings: Settings, infos: Sequence[MerchantInfo]) -> str:
         if not i.synced:
             notes.append(f"{i.merchant}: not in {SOURCE_SECTION}.merchants, so `make sync` leaves it out")
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     out = "\n".join(lines) + f"\n\nToken store: {settings.token_store_path}"
     if notes:

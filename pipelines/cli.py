@@ -13,8 +13,10 @@ import logging
 import math
 import sys
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import dlt
 
@@ -64,7 +66,7 @@ def _instant(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD) or ISO-8601 timestamp") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def add_destination_args(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +77,6 @@ def add_destination_args(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from dlt config, with the command line's overrides on top."""
-    from pathlib import Path
 
     settings = load_settings()
     return settings.with_overrides(
@@ -122,17 +123,31 @@ def cmd_sync(args: argparse.Namespace) -> int:
                                  on_merchant_done=progress.done)
         finally:
             progress.close()
+        pii_lines = personal_data_step(settings, run, rewrite=args.rewrite_pii)
         # a deep run (--lookback-days) or --full-check judges every merchant, not only the changed
         ok, extra = finish_run(settings, run, transform=not args.no_transform, check=not args.no_check,
                                progress=progress, full_check=args.full_check or args.lookback_days is not None)
-    print(summary.render(run.results, seconds=time.perf_counter() - started, extra=extra,
+    print(summary.render(run.results, seconds=time.perf_counter() - started, extra=pii_lines + extra,
                          detail=args.summary, load_error=run.load_error))
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def personal_data_step(settings: Settings, run: SyncRun, *, rewrite: bool) -> list[str]:
+    """After the load (the sync lock held): `--rewrite-pii` applies the personal-data settings to
+    what was stored before; `pii_retention_days` applies the retention (docs/personal-data.md)."""
+    from .personal import apply_retention, rewrite_lines, rewrite_personal_data
+
+    lines = []
+    if rewrite:
+        lines += rewrite_lines(rewrite_personal_data(settings))
+    if run.load_ok:
+        lines += apply_retention(settings)
+    return lines
+
+
 def finish_run(settings: Settings, run: SyncRun, *, transform: bool, check: bool,
                progress: MerchantProgress | None = None, freshness: bool = True, full_check: bool = False,
-               **transform_overrides: Any) -> tuple[bool, list[str]]:
+               check_docs_dir: Path | None = None, **transform_overrides: Any) -> tuple[bool, list[str]]:
     """After the load (the sync lock held): rebuild the marts, publish the analysts' copy, run the
     checks on it. `transform_overrides` replace `[transforms]` settings (the demo's `as_of`).
     Returns (ok, summary lines)."""
@@ -153,7 +168,7 @@ def finish_run(settings: Settings, run: SyncRun, *, transform: bool, check: bool
     if transform and check and t_ok:
         if progress:
             progress.phase("running the checks")
-        c_ok, lines = run_check_step(settings, freshness=freshness,
+        c_ok, lines = run_check_step(settings, freshness=freshness, docs_dir=check_docs_dir,
                                      changed_merchants=None if full_check else run.changed_merchants)
         ok &= c_ok
         extra += [""] + lines
@@ -211,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lookback-days", type=_days, metavar="DAYS",
                    help="re-read this many days behind every cursor for this run only (e.g. a nightly 30 "
                    "catches refunds and disputes that land weeks after a payment); cursors never move back")
+    p.add_argument("--rewrite-pii", action="store_true",
+                   help="after the load, apply [sources.instamojo.personal_data] to the personal fields already "
+                   "stored, in place (the same as `python -m pipelines rewrite-pii`)")
     p.add_argument("--no-transform", action="store_true", help="skip rebuilding the marts (implies --no-check)")
     p.add_argument("--no-check", action="store_true", help="skip the data-quality checks")
     p.add_argument("--full-check", action="store_true",
@@ -249,11 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugin_modules() -> list[Any]:
-    """Commands that live in their own modules (demo, authorize, merchants, bench)."""
+    """Commands that live in their own modules (demo, authorize, merchants, bench, bench-merchants)."""
     import importlib
 
     modules = []
-    for name in ("pipelines.demo", "pipelines.authorize", "pipelines.query", "pipelines.bench", "pipelines.report"):
+    for name in ("pipelines.demo", "pipelines.authorize", "pipelines.query", "pipelines.bench",
+                 "pipelines.bench_merchants", "pipelines.report", "pipelines.forget", "pipelines.personal"):
         try:
             modules.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:

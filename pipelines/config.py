@@ -14,16 +14,19 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from urllib.parse import urlsplit
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigProviderException
 
 from sources.instamojo import settings as source_settings
 from sources.instamojo.names import MerchantNameError, check_merchant_name
+from sources.instamojo.personal import GROUPS as PERSONAL_GROUPS
+from sources.instamojo.personal import MIN_KEY_LENGTH, PersonalDataPolicy
+from sources.instamojo.personal import MODES as PERSONAL_MODES
 from sources.instamojo.token_store import (
     DEFAULT_TOKEN_STORE,
     TokenStore,
@@ -34,6 +37,9 @@ SOURCE_SECTION = "sources.instamojo"
 PIPELINE_SECTION = "instamojo_elt"
 DESTINATIONS = ("duckdb", "postgres")
 ENGINE_PIPELINE = "instamojo__sync"  # two underscores: no merchant's earlier pipeline had this name
+PERSONAL_SECTION = f"{SOURCE_SECTION}.personal_data"
+PII_KEY = f"{SOURCE_SECTION}.pii_key"
+DEFAULT_REVOKED_GRACE_DAYS = 30.0
 
 
 class ConfigError(RuntimeError):
@@ -59,6 +65,37 @@ class SourceOptions:
 
 
 @dataclass(frozen=True)
+class PersonalDataSettings:
+    """`[sources.instamojo.personal_data]` (docs/personal-data.md): a mode per group of personal
+    fields, the HMAC key (`sources.instamojo.pii_key`, secrets only; `repr` never shows it), how
+    long a revoked merchant waits before `make forget` is due, and the optional retention."""
+
+    modes: dict[str, str] = field(default_factory=dict)
+    key: str | None = field(default=None, repr=False)
+    revoked_grace_days: float = DEFAULT_REVOKED_GRACE_DAYS
+    retention_days: float | None = None
+    retention_action: str = "drop"
+
+    @property
+    def needs_key(self) -> bool:
+        retention = self.retention_days is not None and self.retention_action == "pseudonymize"
+        return "pseudonymize" in self.modes.values() or retention
+
+    def policy(self) -> PersonalDataPolicy:
+        """The policy the source applies; a ConfigError (exit 2) when `pseudonymize` is asked for
+        without a usable key, raised before any request is made."""
+        if self.needs_key and not self.key:
+            groups = ", ".join([f"{PERSONAL_SECTION}.{g}" for g, m in sorted(self.modes.items()) if m == "pseudonymize"]
+                               or [f"{PERSONAL_SECTION}.pii_retention_action"])
+            raise ConfigError(
+                f"{groups} = \"pseudonymize\" needs a secret key: set {PII_KEY} in .dlt/secrets.toml or the "
+                f"environment variable {env_name(PII_KEY)} (at least {MIN_KEY_LENGTH} characters, e.g. the output "
+                "of `python -c 'import secrets; print(secrets.token_hex(32))'`; keep it: the same key gives the "
+                "same tokens). Nothing was synced.")
+        return PersonalDataPolicy(dict(self.modes), self.key if self.needs_key else None)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a sync needs. `repr` never shows a secret. Paths are absolute."""
 
@@ -78,6 +115,7 @@ class Settings:
     marts_dataset: str = "instamojo"
     pipelines_dir: Path = Path("data/pipelines")
     source: SourceOptions = SourceOptions()
+    personal: PersonalDataSettings = field(default_factory=PersonalDataSettings)
 
     def __post_init__(self) -> None:
         # relative paths mean the project folder the command runs in, resolved now, before dlt
@@ -105,11 +143,12 @@ class Settings:
     def pipeline_name(self) -> str:
         return ENGINE_PIPELINE
 
-    def with_overrides(self, **changes: Any) -> "Settings":
+    def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def require_credentials(self) -> None:
         """Explain, without showing any secret, what is missing before a sync can run."""
+        self.personal.policy()  # a missing HMAC key is a configuration error before any request
         missing = [n for n, v in (("client_id", self.client_id), ("client_secret", self.client_secret)) if not v]
         if missing or not self.merchants:
             what = []
@@ -223,6 +262,53 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def load_personal_data(cfg: ConfigReader) -> PersonalDataSettings:
+    """`[sources.instamojo.personal_data]` and the key. The key is a secret: in the committed
+    config.toml it is an error (it would be in git), wherever else it is read from."""
+    modes = {}
+    for group in PERSONAL_GROUPS:
+        key = f"{PERSONAL_SECTION}.{group}"
+        value = cfg.get(key, "keep")
+        mode = value.strip().lower() if isinstance(value, str) else value
+        if mode not in PERSONAL_MODES:
+            raise cfg.invalid(key, value, "one of " + ", ".join(f'"{m}"' for m in PERSONAL_MODES))
+        modes[group] = mode
+    for key in (PII_KEY, f"{PERSONAL_SECTION}.pii_key"):
+        node: Any = cfg._file(".dlt/config.toml")
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            raise ConfigError(
+                f"{key} is set in {cfg.project_dir / '.dlt/config.toml'}, which is committed: a key there is "
+                f"no secret. Remove it, and set {PII_KEY} in .dlt/secrets.toml (git-ignored) or the environment "
+                f"variable {env_name(PII_KEY)} instead.")
+    key_value = cfg.get(PII_KEY, secret=True)
+    if key_value is not None and (not isinstance(key_value, str) or len(key_value.strip()) < MIN_KEY_LENGTH):
+        # the value itself is never shown
+        raise cfg.invalid(PII_KEY, "***", f"a string of at least {MIN_KEY_LENGTH} characters")
+    key_text = key_value.strip() if isinstance(key_value, str) else None
+    if key_text:
+        from sources.instamojo.errors import register_secret
+
+        register_secret(key_text)
+    return PersonalDataSettings(
+        modes=modes,
+        key=key_text,
+        revoked_grace_days=cfg.number(f"{PERSONAL_SECTION}.revoked_grace_days", DEFAULT_REVOKED_GRACE_DAYS,
+                                      minimum=0),
+        retention_days=cfg.number(f"{PERSONAL_SECTION}.pii_retention_days", None, minimum=0),
+        retention_action=_retention_action(cfg),
+    )
+
+
+def _retention_action(cfg: ConfigReader) -> str:
+    key = f"{PERSONAL_SECTION}.pii_retention_action"
+    value = cfg.get(key, "drop")
+    if value not in ("drop", "pseudonymize"):
+        raise cfg.invalid(key, value, 'one of "drop", "pseudonymize"')
+    return str(value)
+
+
 def load_settings(project_dir: Path | None = None) -> Settings:
     """Read and check the settings from dlt's config providers (environment, then .dlt/*.toml)."""
     cfg = ConfigReader(project_dir)
@@ -304,4 +390,5 @@ def load_settings(project_dir: Path | None = None) -> Settings:
         marts_dataset=cfg.identifier(f"{PIPELINE_SECTION}.marts_dataset", "instamojo"),
         pipelines_dir=cfg.path(f"{PIPELINE_SECTION}.pipelines_dir", "data/pipelines"),
         source=src,
+        personal=load_personal_data(cfg),
     )

@@ -16,9 +16,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import requests
 
@@ -143,7 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             # off the newest activity in the data rather than the wall clock of the sync; the
             # sandbox's data is dated in its own clock, so freshness is not checked here
             f_ok, lines = finish_run(settings, run, transform=True, check=True, freshness=False,
-                                     as_of="latest_activity")
+                                     check_docs_dir=DEMO_DIR / "check-docs", as_of="latest_activity")
             print("\n".join(lines))
             ok &= f_ok
 

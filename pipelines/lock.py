@@ -9,10 +9,10 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Callable
 
 
 class AlreadyRunning(RuntimeError):
@@ -34,7 +34,7 @@ class SyncLock:
         self.waiting = waiting
         self._fd: int | None = None
 
-    def __enter__(self) -> "SyncLock":
+    def __enter__(self) -> SyncLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         mode = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
@@ -59,7 +59,7 @@ class SyncLock:
                 ) from None
         if not self.shared:
             os.ftruncate(fd, 0)
-            started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            started = datetime.now(UTC).isoformat(timespec="seconds")
             os.pwrite(fd, f"pid {os.getpid()}, started {started}\n".encode(), 0)
         self._fd = fd
         return self

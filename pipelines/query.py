@@ -26,7 +26,7 @@ def format_table(columns: list[str], rows: list[tuple], limit: int = 50) -> str:
                for i in range(len(columns))]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     out = [line(columns), line(["-" * w for w in widths]), *(line(r) for r in shown)]
     if len(rows) > limit:

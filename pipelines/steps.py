@@ -48,22 +48,27 @@ def run_transform_step(settings: Settings, *, changed_merchants: Sequence[str] |
 
 
 def run_check_step(settings: Settings, *, freshness: bool = True, suites: Sequence[str] | None = None,
-                   changed_merchants: Sequence[str] | None = None) -> tuple[bool, list[str]]:
+                   changed_merchants: Sequence[str] | None = None,
+                   docs_dir: Path | None = None) -> tuple[bool, list[str]]:
     """Run the great-expectations suites and the dbt data tests (integrity: each must return
     zero rows); returns (ok, summary lines). `changed_merchants`: the suites judge only these
     merchants' rows (what a sync changed); None: every merchant (a full pass, `make check`)."""
     from checks import CheckSettings, run_checks
+    from transforms import ReconciliationSettings
     from transforms.warehouse import Warehouse
 
     from .warehouse import published_snapshot
 
-    overrides: dict[str, Any] = {}
+    # one payout tolerance: the marts' (a payout they call balanced passes its check)
+    overrides: dict[str, Any] = {"payout_residual_tolerance": ReconciliationSettings.from_dlt_config().payout_tolerance}
     if not freshness:
         overrides["freshness_max_age"] = None
     if suites:
         overrides["suites"] = tuple(suites)
     if changed_merchants is not None:
         overrides["merchants"] = tuple(changed_merchants)
+    if docs_dir is not None:  # the demo keeps its Data Docs beside its own files
+        overrides["docs_dir"] = docs_dir
     try:
         check_settings = CheckSettings.from_dlt_config(**overrides)
         # what analysts see (for DuckDB a private snapshot of the published copy, so neither a

@@ -7,22 +7,22 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from contextlib import AbstractContextManager
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.instamojo import MerchantSpec, RunNotes, instamojo_source
 from sources.instamojo.errors import InstamojoError, redact
 from sources.instamojo.token_store import TokenStoreError
+from transforms.dbt import note_changed
 
 from .config import Settings
 from .upgrade import LegacyStates
-from transforms.dbt import note_changed
-
 from .warehouse import engine_pipeline, loader_file_format, warehouse_target
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,10 @@ def sync_merchants(
     names = list(merchants) if merchants is not None else list(settings.merchants)
     started = time.perf_counter()
     run = SyncRun(results=[])
+    policy = settings.personal.policy()  # a missing key: ConfigError, before any request
     settings.token_store.merchants()  # readable, an earlier version's file moved in (TokenStoreError)
+    forgotten = forgotten_merchants(settings, names)
+    names = [n for n in names if n not in forgotten]
     settings.token_store.check_writable()  # before any refresh token is spent (TokenStoreError)
     check_writable_folders(settings)  # the pipelines folder and the published copy's (ConfigError)
     pipeline = engine_pipeline(settings, pipeline_name, progress)
@@ -118,6 +121,7 @@ def sync_merchants(
         inherited_state=inherited.get,
         notes=notes,
         on_merchant_done=on_merchant_done,
+        pii_policy=policy,
         **vars(settings.source),
     )
     step_error: str | None = None
@@ -128,11 +132,12 @@ def sync_merchants(
             pipeline.normalize()
             pipeline.load()
             run.finished_interrupted = True
+        file_format: Any = loader_file_format(settings)  # one of dlt's format names
         if load_guard is None:
-            pipeline.run(source, loader_file_format=loader_file_format(settings))
+            pipeline.run(source, loader_file_format=file_format)
         else:
             # what `run` does, with the guard around the load alone (the state was synced above)
-            pipeline.extract(source, loader_file_format=loader_file_format(settings))
+            pipeline.extract(source, loader_file_format=file_format)
             pipeline.normalize()
             with load_guard(pipeline):
                 pipeline.load()
@@ -146,12 +151,55 @@ def sync_merchants(
     states = pipeline.state.get("sources", {}).get("instamojo", {}).get("merchants", {})
     for name in names:
         run.results.append(_result(name, notes.get(name), states.get(name), step_error))
+    run.results += [forgotten[n] for n in forgotten]
+    note_forget_due(settings, run.results)
     if run.load_ok:
         prune_pipeline_folder(pipeline)
         legacy.retire([r.merchant for r in run.results if states.get(r.merchant)])
         note_changed(warehouse_target(settings), run.changed_merchants)
     run.seconds = time.perf_counter() - started
     return run
+
+
+def forgotten_merchants(settings: Settings, names: Sequence[str]) -> dict[str, MerchantResult]:
+    """Merchants erased with `make forget` and not re-authorized since: not synced, each with
+    a result that says so (not a failure: its name may simply still be in secrets.toml). A
+    merchant re-authorized since has its mark removed and is synced from scratch."""
+    store = settings.token_store
+    skipped: dict[str, MerchantResult] = {}
+    for name in names:
+        when = store.forgotten(name, settings.refresh_tokens.get(name))
+        if when is None:
+            store.clear_forgotten(name)
+            continue
+        result = MerchantResult(name, ok=True)
+        result.warnings.append(
+            f"forgotten (`make forget`, {when}): not synced. To sync it again, re-authorize it with "
+            f"`make authorize MERCHANT={name}`; otherwise remove it from .dlt/secrets.toml "
+            "(sources.instamojo.refresh_tokens) and sources.instamojo.merchants")
+        skipped[name] = result
+    return skipped
+
+
+def note_forget_due(settings: Settings, results: Sequence[MerchantResult]) -> None:
+    """A failed merchant whose refresh token Instamojo has refused for longer than
+    `revoked_grace_days`: its summary says `make forget` is due (nothing is erased by itself)."""
+    from datetime import UTC
+
+    grace = settings.personal.revoked_grace_days
+    now = datetime.now(UTC)
+    for result in results:
+        if result.ok:
+            continue
+        since = settings.token_store.refused_since(result.merchant)
+        if since is None:
+            continue
+        days = (now - datetime.fromisoformat(since)).total_seconds() / 86_400
+        if days >= grace:
+            result.warnings.append(
+                f"Instamojo has refused its refresh token since {since} ({days:.0f} day(s), revoked_grace_days = "
+                f"{grace:g}): the merchant has withdrawn the app's access; `make forget MERCHANT={result.merchant}` "
+                "is due (docs/personal-data.md), unless it is re-authorized")
 
 
 def check_writable_folders(settings: Settings) -> None:

@@ -63,7 +63,7 @@ def to_svg(chart: Any) -> str:
     return svg.replace('<svg ', '<svg role="img" preserveAspectRatio="xMinYMin meet" ', 1)
 
 
-def waterfall(flow: "Flow", title: str) -> str:
+def waterfall(flow: Flow, title: str) -> str:
     import altair as alt
 
     rows = []
@@ -93,7 +93,7 @@ def waterfall(flow: "Flow", title: str) -> str:
     return to_svg(chart)
 
 
-def daily(days: list["DayRow"], title: str) -> str:
+def daily(days: list[DayRow], title: str) -> str:
     import altair as alt
 
     rows, shade = [], []
@@ -122,7 +122,7 @@ def daily(days: list["DayRow"], title: str) -> str:
     return to_svg(chart)
 
 
-def aging(buckets: list["Bucket"], title: str) -> str:
+def aging(buckets: list[Bucket], title: str) -> str:
     import altair as alt
 
     rows = []
@@ -149,7 +149,7 @@ def aging(buckets: list["Bucket"], title: str) -> str:
     return to_svg(chart)
 
 
-def exceptions(groups: list["Group"], title: str) -> str:
+def exceptions(groups: list[Group], title: str) -> str:
     import altair as alt
 
     rows = [{"label": g.label, "severity": g.severity, "value": _draw(g.amount),

@@ -4,10 +4,11 @@ exact decimal string ("1234.50"), never a float; times are ISO-8601 in IST (+05:
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .formatting import plain, to_ist
 from .model import Report

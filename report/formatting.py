@@ -7,7 +7,7 @@ way (lakh and crore: ₹1,23,456.78), never through a float. Dates and times are
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
@@ -33,7 +33,7 @@ def indian_digits(whole: int) -> str:
     if len(digits) <= 3:
         return digits
     head, tail = digits[:-3], digits[-3:]
-    pairs = []
+    pairs: list[str] = []
     while len(head) > 2:
         pairs.insert(0, head[-2:])
         head = head[:-2]
@@ -70,7 +70,7 @@ def plain(value: Decimal | None) -> str:
 def to_ist(moment: datetime) -> datetime:
     """An aware datetime in IST; a naive one is taken as UTC (how the warehouse stores time)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(IST)
 
 

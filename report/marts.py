@@ -4,8 +4,9 @@ connection to DuckDB or Postgres)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from transforms.warehouse import Warehouse
 

@@ -5,10 +5,11 @@ figure is"). Nothing here formats or draws; `render` does."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 from .formatting import IST, to_ist
 from .marts import Marts, ReportError
@@ -205,8 +206,8 @@ class MerchantReport:
     @property
     def latest_at(self) -> datetime | None:
         times = [self.freshness.get(k) for k in ("latest_payment_at", "latest_payout_at", "latest_order_at")]
-        times = [t for t in times if t is not None]
-        return max(times, key=lambda t: to_ist(t)) if times else None
+        known = [t for t in times if t is not None]
+        return max(known, key=lambda t: to_ist(t)) if known else None
 
 
 @dataclass
@@ -391,7 +392,8 @@ def _merchant_report(merchant: str, period: Period, freshness: dict[str, Any], c
     exception_groups.sort(key=lambda g: (SEVERITY_ORDER.get(g.severity, 9), -g.amount, g.key))
 
     order_groups = []
-    for status in ORDER_STATUSES + tuple(sorted({o["status"] for o in orders} - set(ORDER_STATUSES) - {"paid"})):
+    statuses: tuple[str, ...] = ORDER_STATUSES + tuple(sorted({o["status"] for o in orders} - set(ORDER_STATUSES) - {"paid"}))
+    for status in statuses:
         rows = [o for o in orders if o["status"] == status]
         if rows:
             order_groups.append(Group(status, ORDER_STATUS_LABELS.get(status, status), rows,

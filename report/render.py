@@ -9,7 +9,8 @@ from typing import Any
 
 from markupsafe import Markup
 
-from . import charts, downloads, formatting as fmt
+from . import charts, downloads
+from . import formatting as fmt
 from .model import AGE_BUCKETS, Report
 
 SECTIONS = (

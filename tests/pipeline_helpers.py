@@ -5,8 +5,9 @@ what landed. Used by the source, transforms and checks tests."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from instamojo_sandbox import Sandbox
 from instamojo_sandbox.config import DEMO_APP

@@ -7,7 +7,8 @@ columns left out are NULL; `merchant` defaults to "m1".
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from sources.instamojo.schema import RAW_TABLES
 

@@ -70,12 +70,12 @@ def settlement_calendar(first: date, last: date, settings: ReconciliationSetting
         days.append(day)
         day += timedelta(days=1)
     business = [d.weekday() < 5 and d not in names for d in days]
-    business_dates = [d for d, b in zip(days, business) if b]
+    business_dates = [d for d, b in zip(days, business, strict=True) if b]
 
     rows: list[CalendarDay] = []
     number = 0
     next_index = 0  # index into business_dates of the first business day strictly after `day`
-    for day, is_business in zip(days, business):
+    for day, is_business in zip(days, business, strict=True):
         if day > last:
             break
         if is_business:

@@ -193,6 +193,8 @@ def open_target(target: WarehouseTarget) -> Warehouse:
     """A plain connection to `target` (for the steps before and after dbt)."""
     if target.dialect == "duckdb":
         return Warehouse.duckdb(str(target.duckdb_path))
+    if target.postgres_dsn is None:
+        raise ValueError(f"a {target.dialect} warehouse target needs a postgres_dsn")
     return Warehouse.postgres(target.postgres_dsn)
 
 
@@ -347,6 +349,7 @@ def invoke(target: WarehouseTarget, args: list[str], *, work_dir: str | Path | N
            callbacks: Sequence[Callable[[Any], None]] = (), raise_on_failure: bool = True) -> list[Any]:
     """Run one dbt command in-process on `target`; returns dbt's node results."""
     from dbt.cli.main import dbtRunner
+    from dbt.contracts.graph.manifest import Manifest
 
     profile, env = profile_yaml(target, threads=threads)
     with tempfile.TemporaryDirectory(prefix="instamojo-dbt-") as tmp, _environment(env), _DBT_LOCK:
@@ -362,6 +365,8 @@ def invoke(target: WarehouseTarget, args: list[str], *, work_dir: str | Path | N
             parsed = dbtRunner().invoke(["parse", *_vars_args(args), *common])
             if not parsed.success or parsed.result is None:
                 raise DbtFailed(f"dbt parse failed: {type(parsed.exception).__name__}: {parsed.exception}")
+            if not isinstance(parsed.result, Manifest):
+                raise DbtFailed(f"dbt parse returned a {type(parsed.result).__name__}, not a Manifest")
             manifest = _MANIFESTS[key] = parsed.result
         try:
             result = dbtRunner(manifest=manifest, callbacks=list(callbacks)).invoke([*args, *common])

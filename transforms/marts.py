@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML ships no type hints; types-PyYAML is not in the venv
 
 MONEY = "DECIMAL(18,2)"
 MARTS_YAML = Path(__file__).resolve().parent / "models" / "marts" / "_marts.yml"

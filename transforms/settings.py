@@ -119,7 +119,7 @@ class ReconciliationSettings:
 
         values: dict[str, Any] = dict(dlt.config.get(section) or {})  # unknown keys are reported
         for f in fields(cls):
-            value = dlt.config.get(f"{section}.{f.name}")
+            value: Any = dlt.config.get(f"{section}.{f.name}")
             if value is not None:
                 values[f.name] = value
         return cls.from_mapping(values)

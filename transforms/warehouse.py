@@ -105,7 +105,7 @@ class Warehouse:
     def query_dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         """Run a query; returns one dict per row."""
         columns, rows = self.query(sql, params)
-        return [dict(zip(columns, row)) for row in rows]
+        return [dict(zip(columns, row, strict=True)) for row in rows]
 
     @property
     def placeholder(self) -> str:

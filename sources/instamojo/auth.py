@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 import requests
@@ -96,11 +97,13 @@ def request_token(
             hint = ("an earlier attempt of this refresh got no answer (connection lost); if Instamojo "
                     "rotated the refresh token in that attempt, the new token never arrived and the old "
                     f"one is spent; re-authorize the merchant with {reauthorize}")
-        raise AuthError(
+        refused = AuthError(
             f"token endpoint {url} refused the {form.get('grant_type')} grant with HTTP "
             f"{resp.status_code} {code}{': ' + description if description else ''} ({hint})",
             merchant=merchant,
         )
+        refused.oauth_error = code  # invalid_grant: the merchant's authorization is gone (see merchant.py)
+        raise refused
     try:
         doc = orjson.loads(resp.content)
         access = doc["access_token"]

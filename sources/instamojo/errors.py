@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 _REDACTED = "***"
 _secrets: set[str] = set()
@@ -76,7 +76,10 @@ class InstamojoError(RuntimeError):
 
 
 class AuthError(InstamojoError):
-    """The merchant's tokens were refused: the merchant is skipped until re-authorized."""
+    """The merchant's tokens were refused: the merchant is skipped until re-authorized.
+    `oauth_error` is the token endpoint's error code when it answered one (`invalid_grant`)."""
+
+    oauth_error: str | None = None
 
 
 class ScopeError(InstamojoError):

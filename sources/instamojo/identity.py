@@ -11,8 +11,9 @@ merchant's state at its first sync, and checked on every sync before anything of
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import InstamojoError
 
@@ -39,7 +40,7 @@ class Account:
             return f"{self.username} (account {self.id})"
         return self.username or f"account {self.id}"
 
-    def same_as(self, other: "Account") -> bool:
+    def same_as(self, other: Account) -> bool:
         if self.id and other.id:
             return self.id == other.id
         return bool(self.username and other.username and self.username.lower() == other.username.lower())
@@ -48,13 +49,13 @@ class Account:
         return {"id": self.id, "username": self.username}
 
     @classmethod
-    def from_state(cls, data: Mapping[str, Any] | None) -> "Account | None":
+    def from_state(cls, data: Mapping[str, Any] | None) -> Account | None:
         if not data or not (data.get("id") or data.get("username")):
             return None
         return cls(data.get("id"), data.get("username"))
 
     @classmethod
-    def from_profile(cls, user_info: Mapping[str, Any] | None, user_contact: Mapping[str, Any] | None) -> "Account | None":
+    def from_profile(cls, user_info: Mapping[str, Any] | None, user_contact: Mapping[str, Any] | None) -> Account | None:
         """From the merchant's `/v2/user-info/` and `/v2/user-contact/` objects (None when neither
         says who it is)."""
         account_id = (user_contact or {}).get("account_id")

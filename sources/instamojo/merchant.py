@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -22,6 +23,7 @@ from .auth import ClientCredentials, MerchantAuth
 from .client import ApiClient, HttpClients
 from .errors import AuthError, InstamojoError, redact
 from .identity import Account, AccountRegistry, IdentityError, check_same_account
+from .personal import KEEP_ALL, PersonalDataPolicy
 from .resources.common import ListingOptions, MerchantContext, RunNotes
 from .resources.orders import sync_orders
 from .resources.payments import sync_payments
@@ -29,7 +31,16 @@ from .resources.payouts import sync_payouts
 from .resources.products import sync_products
 from .resources.profile import PROFILE_ENDPOINTS, emit_profile, read_profile
 from .schema import Table
-from .state import FAMILIES, STATE_VERSION, MerchantState, cursor_of, family_state, fingerprint_of, iso, new_state
+from .state import (
+    FAMILIES,
+    STATE_VERSION,
+    MerchantState,
+    cursor_of,
+    family_state,
+    fingerprint_of,
+    iso,
+    new_state,
+)
 from .token_store import TokenStore, choose_refresh_token
 
 log = logging.getLogger(__name__)
@@ -51,9 +62,11 @@ class FetchOptions:
     base_url: str
     credentials: ClientCredentials
     resources: tuple[str, ...] = s.ALL_RESOURCES
-    listing: ListingOptions = ListingOptions()
+    listing: ListingOptions = field(default_factory=ListingOptions)
     page_concurrency: int = s.DEFAULT_PAGE_CONCURRENCY
     page_size: int | None = s.DEFAULT_PAGE_SIZE
+    # what happens to personal fields before a row leaves the source (personal.py)
+    personal: PersonalDataPolicy = KEEP_ALL
 
 
 class MerchantSync:
@@ -100,7 +113,7 @@ class MerchantSync:
         wanted = self._wanted()
         ctx = MerchantContext(
             merchant=self.merchant, api=api, emit=self._emit, notes=self.notes,
-            options=self.options.listing, synced_at=datetime.now(timezone.utc), wanted=wanted,
+            options=self.options.listing, synced_at=datetime.now(UTC), wanted=wanted,
         )
         # who this token belongs to, checked before anything of the merchant is loaded
         profile = self._identify(ctx)
@@ -176,7 +189,15 @@ class MerchantSync:
             session_factory=lambda: self.http.token.session,
             config_fingerprint=config_fingerprint,
         )
-        auth.access_token()  # fail fast, before any listing, when the token is refused
+        try:
+            auth.access_token()  # fail fast, before any listing, when the token is refused
+        except AuthError as exc:
+            if exc.oauth_error == "invalid_grant":
+                # revoked (the merchant removed the app), expired or rotated away: when this was
+                # first seen tells the summary when `make forget` is due (revoked_grace_days)
+                self.token_store.mark_refused(self.merchant)
+            raise
+        self.token_store.clear_refused(self.merchant)
         stored = self.token_store.get(self.merchant)
         self.notes.granted_scopes = auth.granted_scopes or (stored.scopes if stored and stored.scopes else None)
         api = ApiClient(
@@ -200,16 +221,18 @@ class MerchantSync:
         return tuple(wanted)
 
     def _emit(self, table: Table, rows: pa.Table) -> None:
+        # every table of the merchant leaves the source here: the one place personal fields are
+        # pseudonymized or dropped, before dlt (load package, warehouse, logs) sees any of them
         if rows.num_rows:
             self.notes.rows_by_table[table.name] += rows.num_rows
-            self.emit(table, rows)
+            self.emit(table, self.options.personal.apply(table.name, rows))
 
     def _committable(self) -> MerchantState | None:
         """The state to commit: every family whose listing finished has its new part."""
         if not self.notes.committed:
             return None
         self.state["version"] = STATE_VERSION
-        self.state["updated_at"] = iso(datetime.now(timezone.utc))
+        self.state["updated_at"] = iso(datetime.now(UTC))
         return self.state
 
 

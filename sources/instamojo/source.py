@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any
 
 import dlt
 import pyarrow as pa
@@ -34,6 +35,7 @@ from .errors import redact, register_secret
 from .identity import Account, AccountRegistry
 from .limits import HttpClients, RequestLimits
 from .merchant import FetchOptions, MerchantSpec, MerchantSync
+from .personal import KEEP_ALL, PersonalDataPolicy
 from .resources.common import ListingOptions, RunNotes
 from .schema import Table
 from .state import MerchantState
@@ -106,8 +108,8 @@ def instamojo_source(
     client_id: str = dlt.secrets.value,
     client_secret: TSecretStrValue = dlt.secrets.value,
     token_store_path: str = str(DEFAULT_TOKEN_STORE),
-    resources: Optional[Sequence[str]] = None,
-    backfill_from: Optional[datetime] = None,
+    resources: Sequence[str] | None = None,
+    backfill_from: datetime | None = None,
     payments_lookback_days: float = s.DEFAULT_PAYMENTS_LOOKBACK_DAYS,
     payouts_lookback_days: float = s.DEFAULT_PAYOUTS_LOOKBACK_DAYS,
     products_lookback_days: float = s.DEFAULT_PRODUCTS_LOOKBACK_DAYS,
@@ -115,14 +117,15 @@ def instamojo_source(
     pending_orders_window_days: float = s.DEFAULT_PENDING_ORDERS_WINDOW_DAYS,
     products_full_read_hours: float = s.DEFAULT_PRODUCTS_FULL_READ_HOURS,
     page_concurrency: int = s.DEFAULT_PAGE_CONCURRENCY,
-    page_size: Optional[int] = s.DEFAULT_PAGE_SIZE,
+    page_size: int | None = s.DEFAULT_PAGE_SIZE,
     merchant_concurrency: int = s.DEFAULT_MERCHANT_CONCURRENCY,
-    max_requests_per_second: Optional[float] = None,
-    app_max_requests_per_second: Optional[float] = None,
+    max_requests_per_second: float | None = None,
+    app_max_requests_per_second: float | None = None,
     batch_rows: int = s.DEFAULT_BATCH_ROWS,
-    inherited_state: Optional[Any] = None,
-    notes: Optional[Any] = None,
-    on_merchant_done: Optional[Any] = None,
+    inherited_state: Any | None = None,
+    notes: Any | None = None,
+    on_merchant_done: Any | None = None,
+    pii_policy: Any = None,
 ) -> DltResource:
     """Instamojo data of every merchant given, each with its own OAuth tokens and state.
 
@@ -160,6 +163,8 @@ def instamojo_source(
             from another shard).
         notes: Optional dict, filled with each merchant's `RunNotes` as it finishes.
         on_merchant_done: Optional `callable(RunNotes)`, called as each merchant finishes (progress).
+        pii_policy: Optional `PersonalDataPolicy` (personal.py): which personal fields are
+            pseudonymized or dropped before any row leaves the source (default: all kept).
     """
     specs = [m if isinstance(m, MerchantSpec) else MerchantSpec(str(m)) for m in merchants]
     wanted = tuple(resources or s.ALL_RESOURCES)
@@ -182,6 +187,7 @@ def instamojo_source(
         ),
         page_concurrency=page_concurrency,
         page_size=page_size,
+        personal=pii_policy if isinstance(pii_policy, PersonalDataPolicy) else KEEP_ALL,
     )
     limits = RequestLimits(per_merchant=max_requests_per_second, per_app=app_max_requests_per_second)
     found: dict[str, RunNotes] = notes if isinstance(notes, dict) else {}

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -39,7 +40,7 @@ MerchantState = dict[str, Any]
 def iso(value: datetime) -> str:
     """UTC ISO-8601 with microseconds and `Z`, like the API's own timestamps (one fixed format,
     so these strings also compare correctly as text)."""
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -47,7 +48,7 @@ def parse_ts(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def new_state() -> MerchantState:

@@ -27,16 +27,18 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from .names import MerchantNameError, check_merchant_name
 
 DEFAULT_TOKEN_STORE = Path(".dlt") / "tokens"
 LEGACY_FILE_NAME = "instamojo.tokens.json"
+STATUS_DIR = ".status"  # per merchant: since when its refresh token is refused (mark_refused)
+FORGOTTEN_DIR = ".forgotten"  # merchants erased with `make forget` (see TokenStore.mark_forgotten)
 _FORMAT_VERSION = 2
 _migrated: set[Path] = set()
 _migrate_lock = threading.Lock()
@@ -69,7 +71,7 @@ class StoredTokens:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "StoredTokens":
+    def from_json(cls, data: dict) -> StoredTokens:
         return cls(
             refresh_token=data["refresh_token"],
             scopes=tuple(data.get("scopes") or ()),
@@ -81,7 +83,7 @@ class StoredTokens:
 
 
 def choose_refresh_token(
-    merchant: str, configured: str | None, store: "TokenStore"
+    merchant: str, configured: str | None, store: TokenStore
 ) -> tuple[str, str | None] | None:
     """The refresh token to use for `merchant` and the configured token's fingerprint (None when
     the stored token is the one to use), or None when there is no token at all."""
@@ -164,7 +166,7 @@ class TokenStore:
             entry = StoredTokens(
                 refresh_token=refresh_token,
                 scopes=tuple(scopes) if scopes is not None else (old.scopes if old else ()),
-                updated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
                 config_fingerprint=config_fingerprint if config_fingerprint is not None
                 else (old.config_fingerprint if old else None),
                 account_id=(old.account_id if old else None) if account_id is _KEEP else account_id,  # type: ignore[arg-type]
@@ -185,6 +187,77 @@ class TokenStore:
                 return False
             self._fsync_dir()
             return True
+
+    # -- merchants erased with `make forget` ---------------------------------------------------
+
+    def _forgotten_file(self, merchant: str) -> Path:
+        return self.path / FORGOTTEN_DIR / self.file_of(merchant).name
+
+    def mark_forgotten(self, merchant: str, config_fingerprint: str | None) -> None:
+        """Record that `merchant` was erased (`make forget`): a sync skips it until it is
+        re-authorized (a token stored again, or another token configured than the one
+        fingerprinted here). Written before anything is erased, so a forget cut short still
+        keeps the merchant from being synced again."""
+        file = self._forgotten_file(merchant)
+        with self._locked(merchant):
+            (self.path / FORGOTTEN_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
+            old = self._read_doc(file) or {}
+            self._write(file, {"merchant": merchant, "forgotten_at": old.get("forgotten_at")
+                               or datetime.now(UTC).isoformat(timespec="seconds"),
+                               "config_fingerprint": config_fingerprint})
+
+    def forgotten(self, merchant: str, configured: str | None = None) -> str | None:
+        """When `merchant` was forgotten, if it still is: not re-authorized since (no token stored
+        again, and no other token configured than at the forget). None otherwise."""
+        doc = self._read_doc(self._forgotten_file(merchant))
+        if not doc:
+            return None
+        if self.get(merchant) is not None:
+            return None  # `make authorize` stored a token since
+        if configured and fingerprint(configured) != doc.get("config_fingerprint"):
+            return None  # a new token configured by hand
+        return str(doc.get("forgotten_at") or "")
+
+    def clear_forgotten(self, merchant: str) -> None:
+        """The merchant was re-authorized: it is synced like any other."""
+        self._forgotten_file(merchant).unlink(missing_ok=True)
+
+    # -- a refresh token Instamojo refuses (revoked, expired) -----------------------------------
+
+    def _status_file(self, merchant: str) -> Path:
+        return self.path / STATUS_DIR / self.file_of(merchant).name
+
+    def mark_refused(self, merchant: str) -> str:
+        """Record that the token endpoint refused the merchant's refresh token (invalid_grant),
+        keeping the first time it did; returns that time (UTC ISO-8601)."""
+        file = self._status_file(merchant)
+        with self._locked(merchant):
+            old = self._read_doc(file) or {}
+            since = old.get("refused_since") or datetime.now(UTC).isoformat(timespec="seconds")
+            if not old.get("refused_since"):
+                (self.path / STATUS_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._write(file, {"merchant": merchant, "refused_since": since})
+            return str(since)
+
+    def refused_since(self, merchant: str) -> str | None:
+        """Since when the merchant's refresh token has been refused, if it still is."""
+        doc = self._read_doc(self._status_file(merchant))
+        return str(doc["refused_since"]) if doc and doc.get("refused_since") else None
+
+    def clear_refused(self, merchant: str) -> None:
+        """A refresh succeeded (or the merchant was forgotten): no longer refused."""
+        file = self._status_file(merchant)
+        if file.exists():
+            file.unlink(missing_ok=True)
+
+    def _read_doc(self, file: Path) -> dict | None:
+        try:
+            doc = json.loads(file.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise TokenStoreError(f"token store file {file} cannot be read ({exc})") from None
+        return doc if isinstance(doc, dict) else None
 
     def check_writable(self) -> None:
         """Prove that a rotated refresh token could be written, before any is spent: create the

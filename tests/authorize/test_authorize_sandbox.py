@@ -11,7 +11,7 @@ import socket
 import stat
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
 import duckdb

@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.raw_fixtures import create_raw_tables, insert_rows
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CREATED = dt.datetime(2024, 11, 4, 5, 30, tzinfo=UTC)  # Monday 11:00 in Asia/Kolkata
 PAID_OUT = dt.datetime(2024, 11, 7, 6, 0, tzinfo=UTC)  # T+3 business days
 MERCHANTS = ("m1", "m2")

@@ -15,4 +15,4 @@ def test_docs_list_every_suite_and_are_up_to_date():
         assert f"### `{name}`" in catalogue
     # every expectation's why is on the page
     assert "a duplicated row is counted twice in every sum built on it" in page
-    assert "every payout's \\|residual\\| ≤ `payout_residual_tolerance`" in page
+    assert "every payout's \\|residual\\| ≤ `payout_tolerance`" in page

@@ -130,7 +130,7 @@ def test_broken_mart_fails_the_expected_expectation(duck, case: Broken):
     hit = [r for r in suite.results if r.failed and r.what.startswith(case.expect)]
     assert hit, f"{case.expect!r} did not fail:\n{report.summary()}"
     assert hit[0].expectation == case.gx_type and hit[0].blocking and hit[0].raised is None
-    line = next(l for l in report.summary().splitlines() if case.expect in l)
+    line = next(line_ for line_ in report.summary().splitlines() if case.expect in line_)
     assert line.strip().startswith(f"ERROR {duck.marts}.{case.suite.split('.')[1]}:")
     assert case.offending in line, report.summary()
 
@@ -238,7 +238,7 @@ def test_residual_and_order_mismatch_fail_on_postgres(pg):
     assert not report.ok
     summary = report.summary()
     for case in BROKEN[:2]:
-        line = next(l for l in summary.splitlines() if case.expect in l)
+        line = next(line_ for line_ in summary.splitlines() if case.expect in line_)
         assert line.strip().startswith("ERROR") and case.offending in line, summary
 
 

@@ -166,7 +166,7 @@ def test_broken_load_fails_the_expected_expectation(duck, case: Broken):
     assert r.expectation == case.gx_type
     assert r.severity == "error" and r.blocking and r.raised is None
     summary = report.summary()
-    line = next(l for l in summary.splitlines() if case.expect in l)
+    line = next(line_ for line_ in summary.splitlines() if case.expect in line_)
     assert line.strip().startswith(f"ERROR {duck.raw}.{case.suite.split('.')[1]}:")
     assert case.offending in line, summary
 
@@ -288,7 +288,7 @@ def test_broken_loads_fail_on_postgres_too(pg, case: Broken):
     pg.sql(*case.statements)
     report = pg.check(suites=(case.suite,))
     assert not report.ok
-    line = next(l for l in report.summary().splitlines() if case.expect in l)
+    line = next(line_ for line_ in report.summary().splitlines() if case.expect in line_)
     assert line.strip().startswith("ERROR") and case.offending in line, report.summary()
 
 

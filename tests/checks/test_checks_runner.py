@@ -15,7 +15,6 @@ import pytest
 import checks.runner as runner
 from checks import CheckSettings, suite_names
 
-
 # --- exceptions fail the run -------------------------------------------------------------------
 
 
@@ -268,9 +267,9 @@ def test_importing_checks_does_not_import_great_expectations():
 
 def test_settings_from_mapping():
     s = CheckSettings.from_mapping({
-        "freshness_max_age_hours": 36, "payout_residual_tolerance": "0.05", "docs_dir": "out/docs",
+        "freshness_max_age_hours": 36, "docs_dir": "out/docs",
         "suites": ["raw", "marts"], "required_tables": ["payments"], "offending_ids_shown": 3,
-    })
+    }, payout_residual_tolerance=Decimal("0.05"))
     assert s.freshness_max_age == dt.timedelta(hours=36)
     assert s.payout_residual_tolerance == Decimal("0.05")
     assert s.docs_dir == Path("out/docs") and s.suites == ("raw", "marts")
@@ -281,10 +280,8 @@ def test_settings_from_mapping():
 
 
 @pytest.mark.parametrize("section, message", [
-    ({"payout_residual_tolerance": 0.05}, "TOML float"),
-    ({"payout_residual_tolerance": "0.005"}, "at most two decimal places"),
-    ({"payout_residual_tolerance": "-1"}, "≥ 0"),
-    ({"payout_residual_tolerance": "abc"}, "not a decimal number"),
+    # one payout tolerance: [transforms] payout_tolerance; the old [checks] key says where it went
+    ({"payout_residual_tolerance": "0.05"}, "\\[transforms\\] payout_tolerance"),
     ({"freshness_max_age_hours": "soon"}, "must be a number"),
     ({"freshness_age": 3}, "unknown \\[checks\\] setting"),
 ])
@@ -293,16 +290,25 @@ def test_bad_settings_are_refused_with_a_clear_error(section, message):
         CheckSettings.from_mapping(section)
 
 
+@pytest.mark.parametrize("tolerance, message", [
+    (0.05, "must be a Decimal"), (Decimal("0.005"), "at most two decimal places"), (Decimal("-1"), "≥ 0"),
+])
+def test_a_bad_tolerance_is_refused(tolerance, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        CheckSettings(payout_residual_tolerance=tolerance)
+
+
 def test_settings_from_dlt_config(monkeypatch):
     """Through dlt's providers (environment variables here: dlt caches the TOML files it read
     for the whole process, so a test must not point it at another .dlt folder)."""
     monkeypatch.setenv("CHECKS__FRESHNESS_MAX_AGE_HOURS", "48")
-    monkeypatch.setenv("CHECKS__PAYOUT_RESIDUAL_TOLERANCE", "0.10")
     monkeypatch.setenv("CHECKS__SUITES", "raw,marts")
     s = CheckSettings.from_dlt_config()
     assert s.freshness_max_age == dt.timedelta(days=2)
-    assert s.payout_residual_tolerance == Decimal("0.10")
     assert s.suites == ("raw", "marts")
     assert CheckSettings.from_dlt_config(freshness_max_age=None).freshness_max_age is None
     monkeypatch.setenv("CHECKS__FRESHNESS_MAX_AGE_HOURS", "0")
     assert CheckSettings.from_dlt_config().freshness_max_age is None
+    monkeypatch.setenv("CHECKS__PAYOUT_RESIDUAL_TOLERANCE", "0.10")  # the retired key is named, not ignored
+    with pytest.raises(ValueError, match="payout_tolerance"):
+        CheckSettings.from_dlt_config()

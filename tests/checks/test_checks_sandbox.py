@@ -80,7 +80,7 @@ def test_each_sandbox_anomaly_fails_its_expectation(sandbox_factory, tmp_path, m
     assert not ok, summary
 
     def line(fragment: str) -> str:
-        found = [l.strip() for l in lines if fragment in l]
+        found = [line_.strip() for line_ in lines if fragment in line_]
         assert found, f"no line with {fragment!r}:\n{summary}"
         return found[0]
 
@@ -98,7 +98,7 @@ def test_each_sandbox_anomaly_fails_its_expectation(sandbox_factory, tmp_path, m
     assert "is unique (primary key)" not in summary
     # the new field is kept and reported, as a warning
     assert f"unexpected column {unknown['field']}" in line(f"WARN  {raw}.payments: no column beyond the raw-table contract")
-    errors = [l for l in lines if l.strip().startswith("ERROR")]
+    errors = [line_ for line_ in lines if line_.strip().startswith("ERROR")]
     assert len(errors) == 5, summary
     assert duplicate["id"] not in summary
 

@@ -127,10 +127,14 @@ def test_query_prints_a_table(sandbox_factory, tmp_path):
 
 @pytest.mark.slow
 def test_make_demo_runs_the_whole_job(tmp_path):
-    """`make demo`'s command, in an empty folder (it writes only under data/)."""
+    """`make demo`'s command, in an empty folder: it writes only data/demo.duckdb and data/demo/
+    (a real warehouse beside it is never touched)."""
     proc = run_cli("demo", "--size", "small", cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (tmp_path / "data" / "demo.duckdb").exists()
+    assert (tmp_path / "data" / "demo" / "report" / "index.html").exists()
+    written = {p.name for p in tmp_path.iterdir()} | {p.name for p in (tmp_path / "data").iterdir()}
+    assert written <= {"data", "demo.duckdb", "demo"}, sorted(written)
     assert "checks PASSED" in proc.stdout and "demo finished" in proc.stdout
     assert "python -m pipelines query" in proc.stdout
     assert "sandbox-demo-secret" not in proc.stdout

@@ -5,7 +5,6 @@ unknown merchant, a period that ends before it starts, a warehouse without marts
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 

@@ -3,7 +3,7 @@ dates and times in IST, and the period's defaults."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -52,8 +52,8 @@ def test_counts_and_digits():
 
 def test_times_in_ist():
     # 18:30 UTC is midnight in India: the date moves to the next day
-    assert moment(datetime(2024, 11, 17, 18, 30, tzinfo=timezone.utc)) == "Mon 18 Nov 2024, 00:00 IST"
-    assert moment(datetime(2024, 11, 17, 18, 29, tzinfo=timezone.utc)) == "Sun 17 Nov 2024, 23:59 IST"
+    assert moment(datetime(2024, 11, 17, 18, 30, tzinfo=UTC)) == "Mon 18 Nov 2024, 00:00 IST"
+    assert moment(datetime(2024, 11, 17, 18, 29, tzinfo=UTC)) == "Sun 17 Nov 2024, 23:59 IST"
     assert moment(datetime(2024, 11, 17, 18, 30)) == "Mon 18 Nov 2024, 00:00 IST"  # naive is UTC
     assert day(date(2024, 1, 26)) == "Fri 26 Jan 2024"
     assert moment(None) == "—"

@@ -5,7 +5,7 @@ the exceptions section with the sandbox's ids and amounts; the clean one shows n
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -177,13 +177,13 @@ def test_overdue_money_is_aged_and_listed(clean, tmp_path):
     """The marts rebuilt as of two weeks after the sync: what was awaiting payout is overdue."""
     import dataclasses
     import shutil
-    from datetime import datetime, time, timezone
+    from datetime import datetime, time
 
     from transforms import ReconciliationSettings, Warehouse, build_marts
 
     copy = tmp_path / "later.duckdb"
     shutil.copy(clean.settings.duckdb_path, copy)
-    later = datetime.combine(clean.as_of + timedelta(days=14), time(12), tzinfo=timezone.utc)
+    later = datetime.combine(clean.as_of + timedelta(days=14), time(12), tzinfo=UTC)
     wh = Warehouse.duckdb(str(copy))
     try:
         build_marts(wh, raw_schema=clean.settings.raw_dataset, marts_schema=clean.schema,

@@ -165,6 +165,22 @@ def test_rotated_refresh_tokens_are_persisted_before_use(sandbox_factory, settin
     assert settings.token_store.get(merchant).refresh_token not in (configured, stored.refresh_token)
 
 
+def test_a_rotated_token_lost_on_the_wire_is_explained_in_the_summary(sandbox_factory, settings_for):
+    """The token endpoint rotated the refresh token, and its answer never arrived (the connection
+    dropped mid-body): the retry finds the old token spent. Nothing here can recover the new
+    one; the merchant's error says what happened and how to fix it, and no cursor moved."""
+    sb = sandbox_factory(SandboxConfig(seed=6, profile="small", page_size=50, rotate_refresh_tokens=True))
+    settings = settings_for(sb, merchants=sb.merchants[:1])
+    merchant = settings.merchants[0]
+    sb.faults.add("drop", endpoint="oauth_token", count=1)
+    (result,) = sync_all(settings, resources=["user_info"])
+    assert result.error is not None
+    assert "the new token never arrived" in result.error
+    assert f"make authorize MERCHANT={merchant}" in result.error
+    statuses = [e["status"] for e in sb.request_log() if e["endpoint"] == "oauth_token"]
+    assert statuses[-1] == 400  # the retry of the same (now spent) refresh token was refused
+
+
 def test_a_revoked_merchant_and_a_missing_scope_do_not_stop_the_others(sandbox_factory, settings_for):
     sb = sandbox_factory(SandboxConfig(seed=7, profile="small", merchants=3, page_size=50))
     healthy, revoked, partial = sb.merchants

@@ -8,7 +8,7 @@ import os
 import stat
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pyarrow as pa
@@ -31,7 +31,7 @@ from sources.instamojo.token_store import (
     fingerprint,
 )
 
-SYNCED = datetime(2026, 1, 1, tzinfo=timezone.utc)
+SYNCED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def payment(**overrides):
@@ -138,7 +138,7 @@ class TestConversion:
         assert table.column("payout_id").to_pylist() == ["MOJO9", "BARE7"]
         assert table.column("seller_id").to_pylist() == ["u1", "u1"]
         assert table.column("product_slug").to_pylist() == ["shoe", "shoe"]
-        assert table.column("created_at").to_pylist()[0] == datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+        assert table.column("created_at").to_pylist()[0] == datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
         assert table.column("merchant").to_pylist() == ["acme", "acme"]
 
     def test_json_number_amounts_do_not_pass_through_binary_float_error(self):
@@ -188,7 +188,8 @@ class TestNewestFirstProof:
         proof = NewestFirstProof("created_at")
         for page in self.pages([9, 8, 8], [7, 5], [5, 1]):
             holds, newest = proof.observe(page)
-        assert holds and newest == datetime(2026, 1, 5, tzinfo=timezone.utc)
+        assert holds and newest == datetime(2026, 1, 5, tzinfo=UTC)
+        assert proof.page_oldest == datetime(2026, 1, 1, tzinfo=UTC)
 
     @pytest.mark.parametrize("pages", [([9, 8], [9, 1]), ([1, 2], [3, 4]), ([5, 9], [1])])
     def test_any_disorder_disproves_for_good(self, pages):

@@ -5,7 +5,10 @@ docs/marts.md run on DuckDB and Postgres over real marts."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
+
+import pytest
 
 from transforms.docs import main as docs_main
 from transforms.docs import static_site
@@ -72,10 +75,14 @@ def test_marts_carry_their_descriptions_as_comments(cases):
         assert env.warehouse.query(table_sql)[1] == [(mart.comment,)]
 
 
-def test_static_docs_site_is_one_file_with_the_marts_and_their_columns(tmp_path):
-    """`make docs`: dbt's documentation as one HTML file (manifest and catalog inside it). A
-    browser test opening it headless is the lead's (Chromium in the test setup)."""
-    page = static_site(tmp_path / "docs" / "index.html")
+@pytest.fixture(scope="module")
+def docs_site(tmp_path_factory) -> Path:
+    return static_site(tmp_path_factory.mktemp("dbt-docs") / "index.html")
+
+
+def test_static_docs_site_is_one_file_with_the_marts_and_their_columns(docs_site):
+    """`make docs`: dbt's documentation as one HTML file (manifest and catalog inside it)."""
+    page = docs_site
     html = page.read_text()
     assert page.stat().st_size > 100_000
     for mart in MARTS:
@@ -84,3 +91,24 @@ def test_static_docs_site_is_one_file_with_the_marts_and_their_columns(tmp_path)
     assert description.split(" (")[0] in html  # "residual" … as JSON inside the page
     # nothing to fetch: no script or stylesheet from elsewhere
     assert not re.search(r"<(script|link)[^>]+(src|href)=\"https?://", html)
+
+
+def test_static_docs_site_opens_offline_in_a_browser(docs_site, browser):
+    """An analyst opens the file in headless Chromium with the network off: dbt's docs app
+    renders, lists the marts, and a mart's page shows its columns' descriptions."""
+    page = browser.open(docs_site)
+    description = MARTS["payout_reconciliation"].columns[-1].description.split(" (")[0]
+    browser.js("window.location.hash = '#!/model/model.instamojo_reconciliation.payout_reconciliation'")
+    text = ""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = browser.js("return document.body.innerText") or ""
+        if "payout_reconciliation" in text and description[:40] in text:
+            break
+        time.sleep(0.25)
+    assert "payout_reconciliation" in text, "the docs app did not render the mart's page"
+    assert description[:40] in text, "the mart's page does not show its column descriptions"
+    for mart in ("payments_reconciled", "reconciliation_exceptions"):
+        assert mart in browser.js("return document.body.innerHTML")
+    page = browser.refresh_logs()
+    assert not page.external_requests, f"the docs page tried to reach the network: {page.external_requests[:3]}"

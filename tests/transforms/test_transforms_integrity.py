@@ -33,7 +33,7 @@ def test_duckdb_and_postgres_produce_the_same_rows(cases_duckdb, cases_postgres)
     for mart in MARTS:
         duck_rows, pg_rows = _mart_rows(duck, mart), _mart_rows(pg, mart)
         assert len(duck_rows) == len(pg_rows) > 0, mart
-        for d, p in zip(duck_rows, pg_rows):
+        for d, p in zip(duck_rows, pg_rows, strict=True):
             assert d == p, f"{mart}: DuckDB {d} != Postgres {p}"
     # the comparison is over something: every kind of exception the cases stage shows up
     # (the raw duplicates are in another build: they break the integrity tests on purpose)

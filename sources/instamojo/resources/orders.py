@@ -15,8 +15,9 @@ and is re-read by its exact creation time (the API has no id filter).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

@@ -1,9 +1,10 @@
 """Payments: the one listing without a time filter.
 
 An incremental cursor on `created_at` with a lookback re-reads recent payments (pending → paid or
-failed, a payout link set). The listing stops early once a whole page lies before
+failed, a payout link set). The listing stops after the first page that reaches back past
 cursor − lookback, but only while the pages *prove* to be sorted newest-first (the sort order is
-undocumented); otherwise everything is read. Rows merge on (merchant, id); when one load holds a
+undocumented: each page must be in order, and continue where the previous one ended); otherwise
+everything is read. A run with nothing new thus reads one page. Rows merge on (merchant, id); when one load holds a
 payment twice, the latest `updated_at` wins (the table's `dedup_sort`).
 
 Payout links set after a payment left the lookback are brought by `payouts.py` (it re-reads the
@@ -13,6 +14,7 @@ payments of each new payout); refunds weeks later by a run with a longer lookbac
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +38,8 @@ class NewestFirstProof:
         self.field = field_name
         self.holds = True
         self._previous_oldest: datetime | None = None
+        #: the oldest value on the page observed last (None before a page with values)
+        self.page_oldest: datetime | None = None
 
     def observe(self, records: list[dict[str, Any]]) -> tuple[bool, datetime | None]:
         """Returns (order still proven, newest value on this page)."""
@@ -51,9 +55,9 @@ class NewestFirstProof:
             return False, None
         if self._previous_oldest is not None and values[0] > self._previous_oldest:  # type: ignore[operator]
             self.holds = False
-        if self.holds and any(a < b for a, b in zip(values, values[1:])):  # type: ignore[operator]
+        if self.holds and any(a < b for a, b in itertools.pairwise(values)):  # type: ignore[operator]
             self.holds = False
-        self._previous_oldest = values[-1]
+        self._previous_oldest = self.page_oldest = values[-1]
         return self.holds, values[0]
 
 
@@ -72,8 +76,9 @@ def sync_payments(ctx: MerchantContext, state: dict[str, Any]) -> dict[str, Any]
     proof = NewestFirstProof("created_at")
 
     def stop(records: list[dict[str, Any]]) -> bool:
-        holds, page_newest = proof.observe(records)
-        return holds and threshold is not None and page_newest is not None and page_newest < threshold
+        # in order and reaching past the threshold: every later page is older still
+        holds, _ = proof.observe(records)
+        return holds and threshold is not None and proof.page_oldest is not None and proof.page_oldest < threshold
 
     seen: datetime | None = None
     # with nothing to stop at, pages need not be parsed: they go to Arrow as bytes

@@ -56,7 +56,7 @@ def sync_payouts(ctx: MerchantContext, state: dict[str, Any], *, payments_cursor
 
 def _follow_up(ctx: MerchantContext, payouts: pa.Table, followed_up: dict[str, str], batches: Batches | None) -> None:
     """Re-read the payments of each payout of `payouts` not followed up before."""
-    for payout_id, paid_out in zip(payouts.column("id").to_pylist(), payouts.column("paid_out_at").to_pylist()):
+    for payout_id, paid_out in zip(payouts.column("id").to_pylist(), payouts.column("paid_out_at").to_pylist(), strict=True):
         if payout_id in followed_up:
             continue
         if batches is not None:

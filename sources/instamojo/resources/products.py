@@ -56,7 +56,7 @@ def sync_products(ctx: MerchantContext, state: dict[str, Any]) -> dict[str, Any]
 def _read_covers(ctx: MerchantContext, products: pa.Table, covers_read: dict[str, str]) -> None:
     path = s.COVERS_ENDPOINT.path
     conv = ctx.converter(PRODUCT_COVERS, path, derived=("product_slug",))
-    for slug, created in zip(products.column("slug").to_pylist(), products.column("created_at").to_pylist()):
+    for slug, created in zip(products.column("slug").to_pylist(), products.column("created_at").to_pylist(), strict=True):
         if slug in covers_read:
             continue
         for page in ctx.api.iter_pages(path.format(slug=slug), endpoint=path, envelope_key="covers", parse_all=True):
