@@ -16,7 +16,7 @@ override Q := $(value Q)
 export ARGS MERCHANT Q
 RUN := set -f; $(PY)
 
-.PHONY: help venv browser lint test test-fast demo sync transform check report docs query sandbox authorize merchants bench bench-sandbox bench-merchants bench-pii forget rewrite-pii lock clean
+.PHONY: help venv browser lint test test-fast demo sync transform check report docs query sandbox dagster authorize merchants bench bench-sandbox bench-merchants bench-pii forget rewrite-pii lock clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ bench-sandbox: $(STAMP) ## rows/s the sandbox serves: 1,000,000 payments at page
 bench-pii: $(STAMP) ## what pseudonymizing personal fields costs on the Arrow fast path (100,000 payments; ARGS="--payments 20000")
 	$(RUN) -m pipelines.bench_pii $$ARGS
 
+dagster: $(STAMP) ## Dagster's UI on 127.0.0.1:3000: shards, marts, checks, schedules (the demo's sandbox when nothing is configured)
+	$(RUN) -m orchestration.dev $$ARGS
+
 authorize: $(STAMP) ## add a merchant: OAuth2 in the browser, stores its refresh token (MERCHANT=acme ARGS="--no-browser")
 	@test -n "$$MERCHANT" || { echo 'usage: make authorize MERCHANT=<name> [ARGS="--scopes payments:read,payouts:read --no-browser"]' >&2; exit 2; }
 	$(RUN) -m pipelines authorize "$$MERCHANT" $$ARGS
@@ -110,7 +113,7 @@ merchants: $(STAMP) ## list merchants, the scopes each granted and when (never a
 lock: ## re-resolve dependencies from pyproject.toml into requirements.lock
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
 	.lockenv/bin/pip install --quiet --upgrade pip
-	.lockenv/bin/pip install --quiet -e '.[test]'
+	.lockenv/bin/pip install --quiet -e '.[test,dagster]'
 	( echo '# Exact pins for reproducible installs; regenerate with `make lock` after changing pyproject.toml.'; \
 	  .lockenv/bin/pip freeze --exclude-editable ) > requirements.lock
 	rm -rf .lockenv

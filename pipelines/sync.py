@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -79,10 +81,13 @@ def sync_merchants(
     progress: Any = None,
     pipeline_name: str | None = None,
     on_merchant_done: Callable[[RunNotes], None] | None = None,
+    load_guard: Callable[[Any], AbstractContextManager[Any]] | None = None,
 ) -> SyncRun:
     """Extract, normalize and load `merchants` (default: all configured) in one pipeline run.
     Never raises for a merchant's own failures: they come back in its `MerchantResult.error`,
-    already redacted, with what to do about them."""
+    already redacted, with what to do about them. `load_guard(pipeline)`: a context manager held
+    around the load step only (after extract and normalize), e.g. a lock that keeps parallel
+    pipelines from creating the same tables at once (orchestration/sync.py)."""
     names = list(merchants) if merchants is not None else list(settings.merchants)
     started = time.perf_counter()
     run = SyncRun(results=[])
@@ -127,7 +132,15 @@ def sync_merchants(
             pipeline.normalize()
             pipeline.load()
             run.finished_interrupted = True
-        pipeline.run(source, loader_file_format=loader_file_format(settings))
+        file_format: Any = loader_file_format(settings)  # one of dlt's format names
+        if load_guard is None:
+            pipeline.run(source, loader_file_format=file_format)
+        else:
+            # what `run` does, with the guard around the load alone (the state was synced above)
+            pipeline.extract(source, loader_file_format=file_format)
+            pipeline.normalize()
+            with load_guard(pipeline):
+                pipeline.load()
     except PipelineStepFailed as exc:
         step_error = _explain_step_failure(exc)
         run.load_ok = False

@@ -273,6 +273,46 @@ def build(
     )
 
 
+@dataclass(frozen=True)
+class PreparedBuild:
+    """A build made ready for a dbt run started elsewhere (an orchestrator's dbt subprocess):
+    the calendar written, the merchants to rebuild listed. Run dbt with `args`, then call
+    `finish_build` after it succeeded (a failed run leaves the merchants listed for the next)."""
+
+    plan: Any
+    args: tuple[str, ...]  # --vars and, when needed, --full-refresh
+
+    @property
+    def skip(self) -> bool:
+        """Nothing to rebuild (no merchant changed, no settings or SQL changed)."""
+        return bool(self.plan.skip)
+
+    @property
+    def full_refresh(self) -> bool:
+        return bool(self.plan.full_refresh)
+
+    @property
+    def merchants(self) -> list[str] | None:
+        return self.plan.merchants
+
+
+def prepare_build(target: WarehouseTarget, settings: ReconciliationSettings = DEFAULT_SETTINGS, *,
+                  changed_merchants: Sequence[str] | None = None, full_refresh: bool = False) -> PreparedBuild:
+    """What `build` does before dbt runs, for a caller that runs dbt itself (dagster-dbt)."""
+    check_identifier("raw schema", target.raw_schema)
+    check_identifier("marts schema", target.marts_schema)
+    plan = _prepare(target, settings, changed_merchants, full_refresh)
+    args = ["--vars", json.dumps(dbt_vars(target, settings))] + (["--full-refresh"] if plan.full_refresh else [])
+    return PreparedBuild(plan, tuple(args))
+
+
+def finish_build(target: WarehouseTarget, prepared: PreparedBuild) -> dict[str, int]:
+    """What `build` does after a successful dbt run: record the build's state, clear the merchants
+    it covered; returns the exceptions by type."""
+    by_type, _, _ = _finish(target, prepared.plan, [])
+    return by_type
+
+
 def run_tests(target: WarehouseTarget, settings: ReconciliationSettings = DEFAULT_SETTINGS, *,
               work_dir: str | Path | None = None, select: Sequence[str] | None = None) -> list[DataTestResult]:
     """Run the project's data tests (the integrity queries: each must return zero rows)."""
