@@ -87,7 +87,7 @@ def instamojo_raw(context: dg.AssetExecutionContext, config: ShardConfig) -> Ite
             "merchants": dg.MetadataValue.text(", ".join(shard.merchants)),
             "pipeline": dg.MetadataValue.text(shard.pipeline_name)})
     if shard.failed_merchants:
-        failed = {r.merchant: r.error for r in run.results if not r.ok}
+        failed = {r.merchant: r.error for r in (run.results if run else []) if not r.ok}
         # no retry: the merchants' cursors did not move, the next scheduled run retries them, and
         # a revoked token or a missing scope needs a person (`make authorize`)
         raise dg.Failure(
@@ -126,7 +126,7 @@ def instamojo_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> I
         if prepared.skip:
             context.log.info("no merchant changed since the last build: nothing to rebuild")
             return
-        context.log.info(f"rebuilding {'every merchant' if prepared.full_refresh else ', '.join(prepared.merchants)}")
+        context.log.info(f"rebuilding {'every merchant' if prepared.full_refresh else ', '.join(prepared.merchants or [])}")
         with dbt_support.profiles_dir(target) as profiles:
             # the resource with this run's generated profile (dagster-dbt also opens an adapter with it)
             run_dbt = DbtCliResource(project_dir=dbt.project_dir, dbt_executable=dbt.dbt_executable,

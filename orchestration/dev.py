@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(dagster_yaml(orchestration.max_parallel_shards))
     configured = bool(settings.client_id and settings.client_secret and settings.merchants)
-    env_source = contextlib.nullcontext({}) if configured and not args.sandbox else demo_environment()
+    env_source: contextlib.AbstractContextManager[dict[str, str]] = (
+        contextlib.nullcontext({}) if configured and not args.sandbox else demo_environment())
     with env_source as extra:
         if not extra:
             print(f"configured warehouse: {settings.destination}; {len(settings.merchants)} merchant(s)", flush=True)

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -113,8 +113,9 @@ def sync_merchants(
     source = instamojo_source(
         merchants=[MerchantSpec(n, settings.refresh_tokens.get(n)) for n in names],
         base_url=settings.base_url,
-        client_id=settings.client_id,
-        client_secret=settings.client_secret,
+        # None is left to dlt's own resolution (require_credentials() has explained what is missing)
+        client_id=cast(str, settings.client_id),
+        client_secret=cast(str, settings.client_secret),
         token_store_path=str(settings.token_store_path),
         resources=list(resources) if resources else None,
         backfill_from=backfill_from,
