@@ -47,7 +47,7 @@ browser: ## install headless Chromium for the browser tests (Debian's chromium +
 	  || { echo "error: apt-get finished but $(CHROMIUM) or $(CHROMEDRIVER) is missing" >&2; exit 1; }
 
 test: $(STAMP) browser lint ## lint, then the whole test suite (slow and postgres tests included)
-	$(RUN) -m pytest -m "slow or not slow" -n 2 $$ARGS
+	$(RUN) -m pytest -m "slow or not slow" -n 2 --dist worksteal $$ARGS
 
 lint: $(STAMP) ## ruff and mypy over the whole tree (configured in pyproject.toml)
 	$(PY) -m ruff check .

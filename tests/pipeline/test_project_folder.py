@@ -31,8 +31,11 @@ def new_project(folder: Path, sb, merchants) -> dict[str, str]:
         f'[sources.instamojo]\nclient_id = "{DEMO_APP.client_id}"\nclient_secret = "{DEMO_APP.client_secret}"\n\n'
         f"[sources.instamojo.refresh_tokens]\n{tokens}\n"
     )
+    # a user's shell: nothing of this test run's own configuration, nor what an outer `make test`
+    # exports to its children (ARGS, MERCHANT, Q, make's own flags)
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SOURCES__", "INSTAMOJO_ELT__", "TRANSFORMS__", "CHECKS__", "DESTINATION__"))}
+           if not k.startswith(("SOURCES__", "INSTAMOJO_ELT__", "TRANSFORMS__", "CHECKS__", "DESTINATION__"))
+           and k not in ("ARGS", "MERCHANT", "Q", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     env["SOURCES__INSTAMOJO__BASE_URL"] = sb.base_url
     # the sandbox's data is dated in its own (past) clock: judge "overdue" and freshness by it
     env["TRANSFORMS__AS_OF"] = "latest_activity"

@@ -29,6 +29,11 @@ def destination(request):
     return request.param
 
 
+# What a test of HTTP behaviour (retries, rate limits, page sizes) proves does not depend on the
+# warehouse the rows land in: it runs on DuckDB only (the suite's time goes to what does).
+HTTP_ONLY = pytest.mark.parametrize("destination", ["duckdb"])
+
+
 @pytest.fixture
 def settings_for(destination, tmp_path):
     made = []
@@ -186,17 +191,18 @@ def test_an_account_that_changes_behind_a_name_stops_that_merchant(sandbox_facto
     wh.close()
 
 
-def _busiest_second(log: list[dict], *, oauth: bool = False) -> int:
-    """The most API requests the sandbox saw in any one-second window (a sliding window)."""
+def _busiest_second(log: list[dict], *, oauth: bool = False, window: float = 1.0) -> int:
+    """The most API requests the sandbox saw in any `window` seconds (a sliding window)."""
     times = sorted(e["t"] for e in log if oauth or e["endpoint"] != "oauth_token")
     best, start = 0, 0
     for end, t in enumerate(times):
-        while t - times[start] >= 1.0:
+        while t - times[start] >= window:
             start += 1
         best = max(best, end - start + 1)
     return best
 
 
+@HTTP_ONLY
 def test_an_app_wide_rate_limit_is_held_and_no_merchant_is_starved(sandbox_factory, settings_for):
     sb = sandbox_factory(SandboxConfig(seed=66, profile="small", merchants=6, days=8, page_size=10))
     settings = settings_for(sb, app_max_requests_per_second=25, merchant_concurrency=6, page_concurrency=4)
@@ -206,9 +212,11 @@ def test_an_app_wide_rate_limit_is_held_and_no_merchant_is_starved(sandbox_facto
     assert run.ok, [r.error for r in run.results if not r.ok]
     log = sb.request_log()[started:]
     assert len(log) > 100
-    # sent 40 ms apart; a loaded machine delays some sends more than others, so the sandbox may
-    # see them a little bunched: a tenth of slack
-    assert _busiest_second(log, oauth=True) <= 25 * 1.1
+    # sent 40 ms apart; a loaded machine delays some sends (and the in-process sandbox's own
+    # bookkeeping) more than others, so single seconds may see a few bunched: a third of slack
+    # there, and over any three seconds a tenth (without the limit this run sends hundreds a second)
+    assert _busiest_second(log, oauth=True) <= 25 * 1.3
+    assert _busiest_second(log, oauth=True, window=3.0) <= 25 * 3 * 1.1
     assert sb.request_count(status=429) == 0
     # every merchant was served all along, not one after another: each one's requests span most of the run
     first, last = log[0]["t"], log[-1]["t"]
@@ -217,6 +225,7 @@ def test_an_app_wide_rate_limit_is_held_and_no_merchant_is_starved(sandbox_facto
         assert own[0] - first < (last - first) * 0.5, merchant
 
 
+@HTTP_ONLY
 def test_a_429_pauses_the_whole_app_instead_of_a_storm_of_retries(sandbox_factory, settings_for):
     # the API allows 15 requests/s for the app and the pipeline was told nothing: it meets 429s
     sb = sandbox_factory(SandboxConfig(seed=67, profile="small", merchants=6, days=8, page_size=10,
@@ -235,6 +244,7 @@ def test_a_429_pauses_the_whole_app_instead_of_a_storm_of_retries(sandbox_factor
     wh.close()
 
 
+@HTTP_ONLY
 @pytest.mark.parametrize("honour_limit", [True, False])
 def test_the_page_size_asked_for_is_used_and_a_listing_stays_complete_if_the_api_ignores_it(
         sandbox_factory, settings_for, honour_limit):

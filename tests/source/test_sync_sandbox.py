@@ -40,6 +40,11 @@ def destination(request):
     return request.param
 
 
+# What a test of HTTP behaviour (retries, rate limits, page sizes) proves does not depend on the
+# warehouse the rows land in: it runs on DuckDB only (the suite's time goes to what does).
+HTTP_ONLY = pytest.mark.parametrize("destination", ["duckdb"])
+
+
 @pytest.fixture
 def settings_for(destination, tmp_path):
     """Settings for a sandbox on this test's destination; Postgres schemas dropped afterwards."""
@@ -130,6 +135,7 @@ def test_a_sync_with_nothing_new_makes_a_couple_of_requests_per_endpoint(sandbox
         assert "product_covers" not in per_endpoint  # covers are read once per product
 
 
+@HTTP_ONLY
 def test_retries_429_5xx_dropped_connections_and_a_token_expiring_mid_run(sandbox_factory, settings_for):
     sb = sandbox_factory(SandboxConfig(seed=4, profile="small", page_size=10))
     settings = settings_for(sb, page_concurrency=4)
@@ -379,6 +385,7 @@ def test_an_interrupted_run_is_finished_by_the_next_without_duplicates(sandbox_f
     assert_warehouse_matches(wh, settings.raw_dataset, sb, [merchant])
 
 
+@HTTP_ONLY
 def test_a_rate_limited_api_is_honoured_and_the_client_side_limit_avoids_429s(sandbox_factory, settings_for):
     # the server allows 20 requests/s per token (burst 5) and answers 429 + Retry-After beyond
     sb = sandbox_factory(SandboxConfig(seed=14, profile="small", page_size=10, rate_limit=20, rate_limit_burst=5))
