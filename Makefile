@@ -56,7 +56,7 @@ lint: $(STAMP) ## ruff and mypy over the whole tree (configured in pyproject.tom
 test-fast: $(STAMP) ## run the fast tests only
 	$(RUN) -m pytest $$ARGS
 
-demo: $(STAMP) ## the whole job against the local sandbox: OAuth → sync → marts → checks → data/demo.duckdb
+demo: $(STAMP) ## the whole job against the local sandbox: OAuth → sync → marts → checks → report → data/demo.duckdb
 	$(RUN) -m pipelines demo $$ARGS
 
 sync: $(STAMP) ## sync every configured merchant, then build the marts and run the checks (ARGS="--merchants acme")
