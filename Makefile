@@ -13,7 +13,8 @@ STAMP := $(VENV)/.installed
 override ARGS := $(value ARGS)
 override MERCHANT := $(value MERCHANT)
 override Q := $(value Q)
-export ARGS MERCHANT Q
+override SHARD_ARGS := $(value SHARD_ARGS)
+export ARGS MERCHANT Q SHARD_ARGS
 RUN := set -f; $(PY)
 
 .PHONY: help venv browser lint test test-fast demo sync transform check report docs query sandbox dagster authorize merchants bench bench-sandbox bench-merchants bench-pii forget rewrite-pii lock clean
@@ -84,8 +85,9 @@ sandbox: $(STAMP) ## start the Instamojo sandbox on 127.0.0.1 (ARGS="--port 8765
 bench: $(STAMP) ## backfill rows/s, interleaved: vs the fetch-only ceiling, a careful dlt peer, dlt's defaults; Postgres; memory, latency, marts (~9 min on a shared 2-core machine)
 	$(RUN) -m pipelines bench $$ARGS
 
-bench-merchants: $(STAMP) ## 1,000 merchants in one sync vs the per-merchant engine: backfill, nothing new, hourly, memory, +100 ms latency (~10 min shared; ARGS="--merchants 100")
+bench-merchants: $(STAMP) ## 1,000 merchants in one sync vs the per-merchant engine, then through Dagster: 1 vs 2 shards, hourly 1 vs 4 shards under one app limit (~20 min; ARGS="--merchants 100" SHARD_ARGS="--merchants 100")
 	$(RUN) -m pipelines bench-merchants $$ARGS
+	$(RUN) -m orchestration.bench $${SHARD_ARGS:---merchants 1000 --days 30 --payments-per-day 20}
 
 bench-sandbox: $(STAMP) ## rows/s the sandbox serves: 1,000,000 payments at page size 100 (ARGS="--payments 100000")
 	$(RUN) -m instamojo_sandbox.bench $$ARGS
