@@ -264,7 +264,8 @@ def drop_schemas(dsn: str, prefix: str) -> list[str]:
     return names
 
 
-def _load() -> str:
+def load_average() -> str:
+    """The machine's load average, printed beside every figure: these figures move with it."""
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
 
 
@@ -389,7 +390,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         say(f"instamojo-elt bench — {args.payments:,} payments (+ their payouts and orders), page size "
-            f"{args.page_size} (asked with `limit`), {os.cpu_count()} CPUs, {_load()}. Every figure comes from its own "
+            f"{args.page_size} (asked with `limit`), {os.cpu_count()} CPUs, {load_average()}. Every figure comes from its own "
             "process; the machine may be shared, so read the ratios of runs taken side by side.")
         report_backfill(args, bench_backfill(args, root, say), say)
         if not args.skip_baseline:
@@ -401,7 +402,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not args.skip_transforms:
             bench_transforms(say)
         say("")
-        say(f"done in {time.perf_counter() - started:.0f} s; at the end: {_load()}")
+        say(f"done in {time.perf_counter() - started:.0f} s; at the end: {load_average()}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if args.output:

@@ -38,6 +38,8 @@ from typing import Any, Self
 
 import requests
 
+from pipelines.bench import load_average
+
 REPO = Path(__file__).resolve().parents[1]
 # The last commit whose sync ran one dlt pipeline per merchant (tests/pipeline/test_upgrade.py
 # runs the same one). Its code is exported from git history at run time into a scratch folder and
@@ -354,10 +356,6 @@ def render(args: argparse.Namespace, ours: dict[str, Phase], latency: dict[str, 
     return out
 
 
-def _load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
-
-
 def cmd_bench_merchants(args: argparse.Namespace) -> int:
     """Run the whole benchmark and print its table."""
     lines: list[str] = []
@@ -373,7 +371,7 @@ def cmd_bench_merchants(args: argparse.Namespace) -> int:
     try:
         say(f"instamojo-elt bench-merchants — {n:,} merchants, {args.days} days of history at "
             f"{args.payments_per_day:g} payments a day (+ their payouts, orders, products), {os.cpu_count()} CPUs, "
-            f"{_load()}. The machine may be shared: read the ratios, measured in this run.")
+            f"{load_average()}. The machine may be shared: read the ratios, measured in this run.")
         with SandboxProcess(n, args.days, args.payments_per_day) as sb:
             say(f"  sandbox of {len(sb.merchants):,} merchants ready in {sb.ready_seconds:.1f} s")
             ours = measure_many(sb, root, say)
@@ -383,7 +381,7 @@ def cmd_bench_merchants(args: argparse.Namespace) -> int:
         memory_small = measure_memory(args, root, say) if args.memory_merchants < n else None
         for line in render(args, ours, latency, baseline, memory_small):
             say(line)
-        say(f"  at the end: {_load()}")
+        say(f"  at the end: {load_average()}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if args.output:

@@ -40,9 +40,10 @@ def test_every_exception_type_is_produced_by_the_sql():
 
 
 def test_no_citation_outside_the_repository():
+    outside = "DESIGN" + ".md"  # a design note kept outside the repository (spelled so this file does not name it)
     for path in [DOC, *(ROOT / "transforms").rglob("*.sql"), *(ROOT / "transforms").rglob("*.yml"),
                  *(ROOT / "transforms").rglob("*.py")]:
-        assert "DESIGN.md" not in path.read_text(), path
+        assert outside not in path.read_text(), path
 
 
 def _example_queries() -> list[str]:
