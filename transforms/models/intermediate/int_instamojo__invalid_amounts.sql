@@ -172,3 +172,4 @@ FROM {{ rebuilt(ref('stg_instamojo__order_payments')) }} AS op
 LEFT JOIN {{ rebuilt(ref('stg_instamojo__orders')) }} AS o
     ON o.merchant = op.merchant AND o.order_id = op.order_id
 WHERE op.amount__v_text IS NOT NULL OR (op.amount IS NULL AND op.is_successful)
+{{ clustered_by_merchant() }}

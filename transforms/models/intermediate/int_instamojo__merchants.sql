@@ -62,3 +62,4 @@ SELECT
     as_of,
     CAST(as_of AT TIME ZONE {{ instamojo_timezone() }} AS DATE) AS as_of_date
 FROM as_of
+{{ clustered_by_merchant() }}

@@ -11,3 +11,4 @@ SELECT
     END AS successful_amount
 FROM {{ rebuilt(ref('stg_instamojo__order_payments')) }} AS src
 GROUP BY merchant, order_id
+{{ clustered_by_merchant() }}

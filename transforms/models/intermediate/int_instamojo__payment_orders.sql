@@ -10,3 +10,4 @@ SELECT
     COUNT(*) AS orders_count
 FROM {{ rebuilt(ref('stg_instamojo__order_payments')) }} AS src
 GROUP BY merchant, payment_id
+{{ clustered_by_merchant() }}

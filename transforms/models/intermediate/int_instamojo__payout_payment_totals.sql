@@ -23,3 +23,4 @@ SELECT
 FROM {{ rebuilt(ref('stg_instamojo__payments')) }} AS src
 WHERE payout_id IS NOT NULL
 GROUP BY merchant, payout_id
+{{ clustered_by_merchant() }}

@@ -100,3 +100,4 @@ FROM (
         ) AS held_amount
     FROM daily
 ) AS final
+{{ clustered_by_merchant() }}

@@ -57,3 +57,4 @@ FROM (
         END AS status
     FROM classified
 ) AS final
+{{ clustered_by_merchant() }}

@@ -78,3 +78,4 @@ FROM (
         as_of_date
     FROM joined
 ) AS final
+{{ clustered_by_merchant() }}

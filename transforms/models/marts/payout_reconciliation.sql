@@ -70,3 +70,4 @@ FROM (
         END AS status
     FROM measured
 ) AS final
+{{ clustered_by_merchant() }}

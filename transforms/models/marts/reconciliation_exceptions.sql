@@ -231,3 +231,4 @@ FROM (
             END
     FROM {{ rebuilt(ref('int_instamojo__invalid_amounts')) }} AS src
 ) AS final
+{{ clustered_by_merchant() }}

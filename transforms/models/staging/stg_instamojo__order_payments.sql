@@ -45,3 +45,4 @@ SELECT
     status AS api_payment_status,
     COALESCE(LOWER(TRIM(status)) = 'success', FALSE) AS is_successful
 FROM deduplicated
+{{ clustered_by_merchant() }}

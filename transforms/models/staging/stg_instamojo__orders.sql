@@ -39,3 +39,4 @@ SELECT
     order_status AS api_order_status,
     _synced_at AS synced_at
 FROM deduplicated
+{{ clustered_by_merchant() }}

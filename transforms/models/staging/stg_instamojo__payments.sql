@@ -67,3 +67,4 @@ SELECT
     _synced_at AS synced_at,
     raw_copies
 FROM deduplicated
+{{ clustered_by_merchant() }}

@@ -42,3 +42,4 @@ SELECT
     _synced_at AS synced_at
 FROM ranked
 WHERE copy_rank = 1
+{{ clustered_by_merchant() }}
