@@ -22,6 +22,7 @@ from sources.instamojo.token_store import TokenStoreError
 from transforms.dbt import note_changed
 
 from .config import Settings
+from .memory import bounded_memory
 from .upgrade import LegacyStates
 from .warehouse import engine_pipeline, loader_file_format, warehouse_target
 
@@ -126,28 +127,29 @@ def sync_merchants(
         **vars(settings.source),
     )
     step_error: str | None = None
-    try:
-        if pipeline.has_pending_data:
-            # An earlier run stopped after extracting (crash, kill, destination down). dlt's
-            # `run` would load that package and skip the new data; finish it first.
-            pipeline.normalize()
-            pipeline.load()
-            run.finished_interrupted = True
-        file_format: Any = loader_file_format(settings)  # one of dlt's format names
-        if load_guard is None:
-            pipeline.run(source, loader_file_format=file_format)
-        else:
-            # what `run` does, with the guard around the load alone (the state was synced above)
-            pipeline.extract(source, loader_file_format=file_format)
-            pipeline.normalize()
-            with load_guard(pipeline):
+    with bounded_memory():  # a long backfill's freed memory goes back (pipelines/memory.py)
+        try:
+            if pipeline.has_pending_data:
+                # An earlier run stopped after extracting (crash, kill, destination down). dlt's
+                # `run` would load that package and skip the new data; finish it first.
+                pipeline.normalize()
                 pipeline.load()
-    except PipelineStepFailed as exc:
-        step_error = _explain_step_failure(exc)
-        run.load_ok = False
-    except InstamojoError as exc:
-        step_error = str(exc)
-        run.load_ok = False
+                run.finished_interrupted = True
+            file_format: Any = loader_file_format(settings)  # one of dlt's format names
+            if load_guard is None:
+                pipeline.run(source, loader_file_format=file_format)
+            else:
+                # what `run` does, with the guard around the load alone (the state was synced above)
+                pipeline.extract(source, loader_file_format=file_format)
+                pipeline.normalize()
+                with load_guard(pipeline):
+                    pipeline.load()
+        except PipelineStepFailed as exc:
+            step_error = _explain_step_failure(exc)
+            run.load_ok = False
+        except InstamojoError as exc:
+            step_error = str(exc)
+            run.load_ok = False
     run.load_error = step_error
     states = pipeline.state.get("sources", {}).get("instamojo", {}).get("merchants", {})
     for name in names:
