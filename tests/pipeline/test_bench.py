@@ -30,13 +30,13 @@ def _schemas(prefix: str) -> list[str]:
 def test_the_bench_interleaves_and_prints_medians_with_their_spread(tmp_path):
     output = tmp_path / "figures.txt"
     run = subprocess.run(
-        [sys.executable, "-m", "pipelines", "bench", "--payments", "1500", "--pairs", "2", "--skip-baseline",
+        [sys.executable, "-m", "pipelines", "bench", "--payments", "1500", "--pairs", "3", "--skip-baseline",
          "--skip-memory", "--skip-latency", "--skip-transforms", "--output", str(output)],
         check=False, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     text = output.read_text()
     assert "load average" in text.splitlines()[0]
-    assert len(re.findall(r"^  … round \d of 2: ceiling .* ours .* peer .* postgres ", text, re.MULTILINE)) == 2, text
+    assert len(re.findall(r"^  … round \d of 3: ceiling .* ours .* peer .* postgres ", text, re.MULTILINE)) == 3, text
     for name in ("ceiling: requests", "instamojo-elt → DuckDB", "instamojo-elt → Postgres", "careful dlt: rest_api"):
         assert re.search(rf"^  {name}.* {NUMBER} +{SPREAD} +{SPREAD}$", text, re.MULTILINE), (name, text)
     for ratio in ("instamojo-elt / ceiling", "instamojo-elt / careful dlt", r"Postgres / DuckDB \(ours\)"):
