@@ -2,9 +2,9 @@
 
 A backfill of a thousand merchants moves about 1.5 million rows through short-lived Arrow
 tables. pyarrow's default memory pool in its wheels (mimalloc) keeps the pages of freed buffers
-for reuse instead of returning them; measured with `make bench-merchants` it held about 250 MiB
-more at the peak of a 1,000-merchant backfill than the C library's allocator (and about 200 MiB
-more at 100 merchants), at no measurable difference in speed. So the sync allocates Arrow
+for reuse instead of returning them; measured at `make bench-merchants`' sizes, the backfill's
+peak was about 160 MiB higher with it at 1,000 merchants (903 against 746 MiB) and about 135 MiB
+higher at 100 (667–676 against 533–540 MiB), at no measurable difference in speed. So the sync allocates Arrow
 buffers from the system allocator (https://arrow.apache.org/docs/python/memory.html). It
 changes no result.
 """

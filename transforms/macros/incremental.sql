@@ -49,7 +49,9 @@
     merchant's rows for them (at 10 million payments, about eight times less work per model). An
     incremental run appends its merchants' rows in merchant order too, so the table stays
     clustered until the next full refresh. Postgres has no such statistics (it would need an
-    index), so there the rows are written in whatever order the query produces them. -#}
+    index), so there the rows are written in whatever order the query produces them.
+    Written by hand because dbt-duckdb's own `sorted_by` config applies to DuckLake tables only
+    (it warns and ignores it for a plain DuckDB file). -#}
 {% macro clustered_by_merchant() -%}
   {{- return(adapter.dispatch('clustered_by_merchant', 'instamojo_reconciliation')()) -}}
 {%- endmacro %}
