@@ -109,7 +109,8 @@ class Settings:
     # the DuckDB file analysts open: a copy the pipeline publishes after each run (see
     # pipelines/warehouse.py); the pipeline itself writes `duckdb_work_path`
     duckdb_path: Path = Path("data/warehouse.duckdb")
-    duckdb_memory_limit: str = "384MB"
+    # DuckDB's buffer pool during loads (docs/sync.md, "Memory")
+    duckdb_memory_limit: str = "256MB"
     postgres_credentials: str | None = field(default=None, repr=False)
     raw_dataset: str = "instamojo_raw"
     marts_dataset: str = "instamojo"
@@ -364,9 +365,9 @@ def load_settings(project_dir: Path | None = None) -> Settings:
         batch_rows=cfg.number(f"{k}.batch_rows", SourceOptions.batch_rows, kind=int, minimum=1),
     )
     pg = cfg.get("destination.postgres.credentials", secret=True)
-    memory = str(cfg.get(f"{PIPELINE_SECTION}.duckdb_memory_limit", "384MB")).strip()
+    memory = str(cfg.get(f"{PIPELINE_SECTION}.duckdb_memory_limit", Settings.duckdb_memory_limit)).strip()
     if not memory or not memory[0].isdigit():
-        raise cfg.invalid(f"{PIPELINE_SECTION}.duckdb_memory_limit", memory, "a size such as \"384MB\" or \"2GB\"")
+        raise cfg.invalid(f"{PIPELINE_SECTION}.duckdb_memory_limit", memory, "a size such as \"256MB\" or \"2GB\"")
     base_url = str(cfg.get(f"{SOURCE_SECTION}.base_url", source_settings.DEFAULT_BASE_URL)).strip()
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") \

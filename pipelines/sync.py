@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from sources.instamojo.token_store import TokenStoreError
 from transforms.dbt import note_changed
 
 from .config import Settings
-from .memory import bounded_memory
+from .memory import bounded_memory, cap_malloc_arenas, release_freed_memory
 from .upgrade import LegacyStates
 from .warehouse import engine_pipeline, loader_file_format, warehouse_target
 
@@ -89,6 +89,8 @@ def sync_merchants(
     already redacted, with what to do about them. `load_guard(pipeline)`: a context manager held
     around the load step only (after extract and normalize), e.g. a lock that keeps parallel
     pipelines from creating the same tables at once (orchestration/sync.py)."""
+    # before DuckDB and the source start their threads, each of which would get an arena
+    cap_malloc_arenas()  # pipelines/memory.py
     names = list(merchants) if merchants is not None else list(settings.merchants)
     started = time.perf_counter()
     run = SyncRun(results=[])
@@ -136,14 +138,13 @@ def sync_merchants(
                 pipeline.load()
                 run.finished_interrupted = True
             file_format: Any = loader_file_format(settings)  # one of dlt's format names
-            if load_guard is None:
-                pipeline.run(source, loader_file_format=file_format)
-            else:
-                # what `run` does, with the guard around the load alone (the state was synced above)
-                pipeline.extract(source, loader_file_format=file_format)
-                pipeline.normalize()
-                with load_guard(pipeline):
-                    pipeline.load()
+            # what dlt's `run` does (the state was synced above), in its steps: freed memory goes
+            # back between extract and the load, and a guard can hold the load alone
+            pipeline.extract(source, loader_file_format=file_format)
+            release_freed_memory()
+            pipeline.normalize()
+            with load_guard(pipeline) if load_guard is not None else nullcontext():
+                pipeline.load()
         except PipelineStepFailed as exc:
             step_error = _explain_step_failure(exc)
             run.load_ok = False
