@@ -17,8 +17,8 @@ Allocators hold on to memory a sync has already freed; they are told not to:
   https://www.gnu.org/software/libc/manual/html_node/Memory-Allocation-Tunables.html) before
   any of those threads start. Measured with `make bench-merchants`' worker (30 days, 20 payments
   a day; DuckDB's load cap at 384MB then): the backfill's peak went from 767 to 680-688 MiB at
-  1,000 merchants and from 536 to 469-490 MiB at 100, in the same time (201-208 s; 21-23 s). The threads spend their time waiting
-  for HTTP, not in malloc, so two arenas do not slow them.
+  1,000 merchants and from 536 to 469-490 MiB at 100, in the same time (201-208 s; 21-23 s).
+  The threads spend their time waiting for HTTP, not in malloc, so two arenas do not slow them.
 - Between the extract and the load the sync hands the heap's free memory back
   (`malloc_trim`): at 1,000 merchants the process went from 526 to 310 MiB there, at 100 from
   353 to 270 MiB. That is not the peak (the load's DuckDB merge needs more than was left over,
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,8 +60,9 @@ def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
 
 def release_freed_memory() -> bool:
     """Hand the heap memory malloc holds free back to the system (glibc's `malloc_trim`); True
-    when it did. Called between a sync's extract and its load: the extract's freed page bodies
-    and Arrow buffers would otherwise sit under the load's own peak."""
+    when glibc was there to ask (False on macOS, musl). Called between a sync's extract and its
+    load: the extract's freed page bodies and Arrow buffers would otherwise sit under the load's
+    own peak."""
     libc = _glibc()
     if libc is None or not hasattr(libc, "malloc_trim"):
         return False
@@ -70,7 +72,9 @@ def release_freed_memory() -> bool:
     return True
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
+    # cached: find_library runs `ldconfig -p` in a subprocess, and libc does not move
     name = ctypes.util.find_library("c")
     if name is None:
         return None
