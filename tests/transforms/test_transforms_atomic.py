@@ -1,7 +1,7 @@
 """What a reader on a second connection sees while dbt rebuilds the marts (docs/marts.md,
 "Readers during a build"): every mart changes in one transaction of its own, so a reader sees each
 mart whole, old or new; it never sees a merchant's old rows deleted without the new ones. Marts
-change one after another, so during a run some may already hold the new rows and others not yet.
+commit at different moments, so during a run some may already hold the new rows and others not yet.
 A model that fails leaves its mart as it was, and the next run rebuilds the same merchants."""
 
 from __future__ import annotations

@@ -61,3 +61,28 @@
 {% macro duckdb__clustered_by_merchant() -%}
 ORDER BY merchant
 {%- endmacro %}
+
+{#- The rows an incremental run appends, on DuckDB: a temporary view over the model's query.
+
+    dbt-duckdb's incremental materialization first writes the model's rows into a temporary
+    table, then reads its columns and copies the rows into the target. With a view in its place
+    the query runs once, inside the INSERT (in the same transaction, after the pre-hook's
+    DELETE, as the temporary table's query did), and the rows are written once. After 10 of
+    1,000 merchants changed over 10 million payments: 4.2-4.3 s with the temporary tables,
+    3.8-3.9 s with the views, interleaved. Everything else (the target's first build, a full
+    refresh, the calendar's table, Postgres) goes to the adapter's own macro. This package's own
+    definition of the macro the materialization calls, as with persist_docs (macros/persist_docs.sql). -#}
+{% macro create_table_as(temporary, relation, compiled_code, language='sql', partitioned_by=none, sorted_by=none) -%}
+  {%- if target.type == 'duckdb' and temporary and language == 'sql' and is_incremental() -%}
+    create temporary view {{ relation.include(database=false, schema=false) }} as (
+      {{ compiled_code }}
+    );
+  {%- elif target.type == 'duckdb' -%}
+    {{ return(adapter.dispatch('create_table_as', 'dbt')(temporary, relation, compiled_code, language,
+                                                        partitioned_by=partitioned_by, sorted_by=sorted_by)) }}
+  {%- elif language == 'sql' -%}
+    {{ return(adapter.dispatch('create_table_as', 'dbt')(temporary, relation, compiled_code)) }}
+  {%- else -%}
+    {{ return(adapter.dispatch('create_table_as', 'dbt')(temporary, relation, compiled_code, language)) }}
+  {%- endif -%}
+{%- endmacro %}
