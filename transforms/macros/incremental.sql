@@ -35,8 +35,10 @@
   {%- endif -%}
 {%- endmacro %}
 
+{#- The pre-hook of every model; a model whose rows are not any merchant's (the calendar) says
+    so with `instamojo_by_merchant=false`. -#}
 {% macro delete_rebuilt_merchants() -%}
-  {%- if is_incremental() -%}
+  {%- if is_incremental() and config.get('instamojo_by_merchant', true) -%}
     DELETE FROM {{ this }} WHERE {{ rebuilt_merchants_condition() }}
   {%- endif -%}
 {%- endmacro %}
