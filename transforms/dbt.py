@@ -51,6 +51,7 @@ PACKAGE = "instamojo_reconciliation"
 RAW_INPUTS = ("payments", "payouts", "orders", "order_payments")
 REBUILD_TABLE = "transforms_rebuild_merchants"
 CALENDAR_TABLE = "settlement_calendar_days"
+CALENDAR_MART = "settlement_calendar"
 STATE_TABLE = "transforms_build_state"
 # The calendar covers a fixed span, so it is the same for every merchant and every run (a
 # merchant's rows never depend on another's data): from before Instamojo's first payments to
@@ -518,6 +519,7 @@ class _Plan:
     skip: bool = False
     reason: str = ""
     covered: list[str] = dataclasses.field(default_factory=list)  # listed merchants this build rebuilds
+    calendar_rows: int = 0  # the calendar mart's rows before an incremental build (it only appends)
 
 
 def note_changed(target: WarehouseTarget, merchants: Sequence[str]) -> None:
@@ -594,8 +596,11 @@ def _prepare(target: WarehouseTarget, settings: ReconciliationSettings, changed:
             covered = sorted(listed | set(merchants or ()))
             if not full_refresh:
                 merchants = covered
+        calendar_rows = 0 if full_refresh else int(
+            wh.query(f"SELECT COUNT(*) FROM {target.marts_schema}.{CALENDAR_MART}")[1][0][0])
         return _Plan(full_refresh, merchants, missing, fingerprint, watermark,
-                     skip=not full_refresh and not merchants, reason=reason, covered=covered)
+                     skip=not full_refresh and not merchants, reason=reason, covered=covered,
+                     calendar_rows=calendar_rows)
     finally:
         wh.close()
 
@@ -607,15 +612,8 @@ def _finish(target: WarehouseTarget, plan: _Plan, results: list[Any]
     work = staging_schema(target)
     wh = open_target(target)
     try:
-        counted: dict[str, int] = {}
-        for r in results:
-            if _rows_affected(r) is None and getattr(r.node, "relation_name", None):
-                where = ""
-                if not plan.full_refresh and plan.merchants is not None and r.node.name != "settlement_calendar":
-                    ph = wh.placeholder
-                    where = " WHERE merchant IN (" + ", ".join([ph] * len(plan.merchants)) + ")" if plan.merchants else " WHERE 1 = 0"
-                counted[r.node.name] = int(wh.query(f"SELECT COUNT(*) FROM {r.node.relation_name}{where}",
-                                                    tuple(plan.merchants or ()) if where and plan.merchants else None)[1][0][0])
+        counted = _count_written(wh, plan, [r.node for r in results if _rows_affected(r) is None
+                                            and getattr(r.node, "relation_name", None)])
         with wh.transaction():
             wh.execute(f"DELETE FROM {work}.{STATE_TABLE}")
             ph = wh.placeholder
@@ -638,6 +636,31 @@ def _finish(target: WarehouseTarget, plan: _Plan, results: list[Any]
         return {k: int(v) for k, v in by_type}, {k: int(v) for k, v in by_severity}, counted
     finally:
         wh.close()
+
+
+def _count_written(wh: Warehouse, plan: _Plan, nodes: Sequence[Any]) -> dict[str, int]:
+    """Rows each model wrote, where dbt does not say (dbt-duckdb): after an incremental build the
+    rebuilt merchants' rows (the calendar: the dates it appended), after a full one all rows. One
+    query for all the models."""
+    if not nodes:
+        return {}
+    incremental = not plan.full_refresh and plan.merchants is not None
+    merchants = list(plan.merchants or ()) if incremental else []
+    listed = ""
+    if merchants:  # the merchants once, however many models
+        listed = "WITH rebuilt (merchant) AS (VALUES " + ", ".join([f"({wh.placeholder})"] * len(merchants)) + ") "
+    parts: list[str] = []
+    for node in nodes:
+        where = ""
+        if incremental and node.name != CALENDAR_MART:
+            where = " WHERE merchant IN (SELECT merchant FROM rebuilt)" if merchants else " WHERE 1 = 0"
+        parts.append(f"SELECT {len(parts)} AS i, COUNT(*) AS n FROM {node.relation_name}{where}")
+    params = merchants
+    counts = dict(wh.query(listed + " UNION ALL ".join(parts), tuple(params) or None)[1])
+    written = {node.name: int(counts[i]) for i, node in enumerate(nodes)}
+    if incremental and CALENDAR_MART in written:
+        written[CALENDAR_MART] -= plan.calendar_rows
+    return written
 
 
 def _high_water_mark(wh: Warehouse, raw: str, tables: Sequence[str]) -> str | None:

@@ -165,5 +165,6 @@ def test_an_incremental_run_adds_the_calendar_days_it_lacks_and_keeps_the_others
         counts = env.warehouse.query(f"SELECT COUNT(*), COUNT(DISTINCT calendar_date), MAX(calendar_date) FROM {calendar}")[1]
         assert counts == env.warehouse.query(f"SELECT COUNT(*), COUNT(*), MAX(calendar_date) FROM {days}")[1]
         assert counts[0][2] > last[0][0]
+        assert {m.name: m.rows for m in report.models}["settlement_calendar"] == 1  # the day it appended
     finally:
         drop_env(env)
