@@ -655,8 +655,7 @@ def _count_written(wh: Warehouse, plan: _Plan, nodes: Sequence[Any]) -> dict[str
         if incremental and node.name != CALENDAR_MART:
             where = " WHERE merchant IN (SELECT merchant FROM rebuilt)" if merchants else " WHERE 1 = 0"
         parts.append(f"SELECT {len(parts)} AS i, COUNT(*) AS n FROM {node.relation_name}{where}")
-    params = merchants
-    counts = dict(wh.query(listed + " UNION ALL ".join(parts), tuple(params) or None)[1])
+    counts = dict(wh.query(listed + " UNION ALL ".join(parts), tuple(merchants) or None)[1])
     written = {node.name: int(counts[i]) for i, node in enumerate(nodes)}
     if incremental and CALENDAR_MART in written:
         written[CALENDAR_MART] -= plan.calendar_rows

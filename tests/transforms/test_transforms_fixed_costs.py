@@ -91,14 +91,20 @@ def _stored_manifest(work):
     return work / "target" / transforms_dbt._PARSED_FILE
 
 
-def test_a_new_process_builds_from_the_stored_manifest_without_parsing(tmp_path, monkeypatch):
+def _built_once(tmp_path, monkeypatch):
+    """A DuckDB warehouse with merchant m1 built once by a process that had parsed nothing."""
     env = new_env("duckdb", tmp_path / "db")
     work = tmp_path / "dbt"
+    env.create_raw()
+    cases.orders_and_statuses(env, "m1")
+    monkeypatch.setattr(transforms_dbt, "_MANIFESTS", {})
+    build(_target(env), SETTINGS, work_dir=work)
+    return env, work
+
+
+def test_a_new_process_builds_from_the_stored_manifest_without_parsing(tmp_path, monkeypatch):
+    env, work = _built_once(tmp_path, monkeypatch)
     try:
-        env.create_raw()
-        cases.orders_and_statuses(env, "m1")
-        monkeypatch.setattr(transforms_dbt, "_MANIFESTS", {})
-        build(_target(env), SETTINGS, work_dir=work)
         assert _stored_manifest(work).is_file()
 
         # a new process: nothing parsed in memory; dbt's own parse files gone, so a parse would
@@ -121,13 +127,8 @@ def test_a_new_process_builds_from_the_stored_manifest_without_parsing(tmp_path,
 
 @pytest.mark.parametrize("damage", ["garbage", "other key"])
 def test_a_stored_manifest_that_does_not_fit_makes_dbt_parse(tmp_path, monkeypatch, damage):
-    env = new_env("duckdb", tmp_path / "db")
-    work = tmp_path / "dbt"
+    env, work = _built_once(tmp_path, monkeypatch)
     try:
-        env.create_raw()
-        cases.orders_and_statuses(env, "m1")
-        monkeypatch.setattr(transforms_dbt, "_MANIFESTS", {})
-        build(_target(env), SETTINGS, work_dir=work)
         stored = _stored_manifest(work)
         if damage == "garbage":
             stored.write_bytes(b"not a pickle")
