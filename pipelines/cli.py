@@ -159,7 +159,7 @@ def finish_run(settings: Settings, run: SyncRun, *, transform: bool, check: bool
             progress.phase("building the marts")
         # only the merchants whose raw rows changed are rebuilt (this run's, and those earlier runs
         # noted without building: see transforms.dbt.note_changed), and then judged
-        t_ok, lines = run_transform_step(settings, changed_merchants=run.changed_merchants, **transform_overrides)
+        t_ok, lines = run_transform_step(settings, changed_merchants=run.changed_tables, **transform_overrides)
         ok &= t_ok
         extra += lines
     published = publish(settings)

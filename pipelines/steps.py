@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,14 @@ def dbt_work_dir(settings: Settings) -> Path:
     return settings.pipelines_dir.parent / "dbt"
 
 
-def run_transform_step(settings: Settings, *, changed_merchants: Sequence[str] | None = None,
+def run_transform_step(settings: Settings, *,
+                       changed_merchants: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
                        full_refresh: bool = False, **overrides: Any) -> tuple[bool, list[str]]:
     """Build the marts with dbt in the configured warehouse; returns (ok, summary lines).
 
-    `changed_merchants`: the merchants whose raw rows this run changed; only their rows are
-    rebuilt in each model. None (unknown): the merchants whose raw rows carry a `_synced_at` at
+    `changed_merchants`: the merchants whose raw rows this run changed (or merchant -> the raw
+    tables they changed in: `SyncRun.changed_tables`); only their rows are rebuilt in each model,
+    and only in the models that read a changed table. None (unknown): the merchants whose raw rows carry a `_synced_at` at
     or after the previous successful build's high-water mark. `full_refresh`: rebuild every
     merchant from scratch (also done on the first build and when settings or SQL changed).
     `overrides` replace `[transforms]` settings (e.g. the demo's `as_of`)."""

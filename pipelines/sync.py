@@ -72,6 +72,13 @@ class SyncRun:
         """Merchants whose raw rows this run wrote (what the marts must rebuild)."""
         return [r.merchant for r in self.results if r.total_rows and self.load_ok]
 
+    @property
+    def changed_tables(self) -> dict[str, list[str]]:
+        """Each merchant of `changed_merchants` -> the raw tables this run wrote its rows to (a
+        mart rebuilds the merchant only if it reads one of them: transforms.dbt.note_changed)."""
+        return {r.merchant: sorted(t for t, n in r.rows.items() if n) for r in self.results
+                if r.total_rows and self.load_ok}
+
 
 def sync_merchants(
     settings: Settings,
@@ -160,7 +167,7 @@ def sync_merchants(
     if run.load_ok:
         prune_pipeline_folder(pipeline)
         legacy.retire([r.merchant for r in run.results if states.get(r.merchant)])
-        note_changed(warehouse_target(settings), run.changed_merchants)
+        note_changed(warehouse_target(settings), run.changed_tables)
     run.seconds = time.perf_counter() - started
     return run
 

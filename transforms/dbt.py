@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -49,7 +49,7 @@ PROJECT_DIR = Path(__file__).resolve().parent
 PROFILE = "instamojo_reconciliation"
 PACKAGE = "instamojo_reconciliation"
 RAW_INPUTS = ("payments", "payouts", "orders", "order_payments")
-REBUILD_TABLE = "transforms_rebuild_merchants"
+REBUILD_TABLE = "transforms_rebuild_merchants"  # (merchant, raw_table): see macros/incremental.sql
 CALENDAR_TABLE = "settlement_calendar_days"
 CALENDAR_MART = "settlement_calendar"
 STATE_TABLE = "transforms_build_state"
@@ -70,6 +70,11 @@ _DBT_LOCK = threading.Lock()
 # 1,000 merchants changed (10 million payments) 4.3-4.8 s with one thread against 4.0-4.2 s with
 # two, interleaved; the full build the same either way (37.5-45.2 against 37.7-42.1 s).
 BUILD_THREADS = 2
+# What changed: merchants whose every raw table may have changed, or merchant -> the raw tables
+# its rows changed in (what a sync knows); see `note_changed`.
+ChangedMerchants = Sequence[str] | Mapping[str, Collection[str]]
+# One listed change: a merchant and the raw table its rows changed in (None: any or all of them).
+_Change = tuple[str, str | None]
 # Parsed projects, by what parsing bakes into them (database, schemas, the project's files):
 # later invocations in the same process skip dbt's parse (seconds) and only compile and run.
 _MANIFESTS: dict[tuple, Any] = {}
@@ -229,7 +234,7 @@ def build(
     target: WarehouseTarget,
     settings: ReconciliationSettings = DEFAULT_SETTINGS,
     *,
-    changed_merchants: Sequence[str] | None = None,
+    changed_merchants: ChangedMerchants | None = None,
     full_refresh: bool = False,
     work_dir: str | Path | None = None,
     threads: int = BUILD_THREADS,
@@ -239,8 +244,10 @@ def build(
     """Build the marts of `target` with dbt; returns what was built.
 
     `changed_merchants`: the merchants whose raw rows changed since the last build (the sync
-    knows); only their rows are rebuilt in each model. None: found from the raw rows'
-    `_synced_at` (after the last successful build's high-water mark). `full_refresh`:
+    knows); only their rows are rebuilt in each model. A mapping merchant -> raw tables says
+    where each one's rows changed, and a model then rebuilds a merchant only if it reads one of
+    those tables (a list: every table may have changed). None: found, table by table, from the
+    raw rows' `_synced_at` (after the last successful build's high-water mark). `full_refresh`:
     recreate every table from all raw rows (also chosen on the first build, and when the settings,
     the calendar or the SQL changed since the last build). `work_dir`: where dbt keeps its
     target/ (manifest, partial-parse cache) and logs; a temporary directory if None. `threads`:
@@ -307,7 +314,7 @@ class PreparedBuild:
 
 
 def prepare_build(target: WarehouseTarget, settings: ReconciliationSettings = DEFAULT_SETTINGS, *,
-                  changed_merchants: Sequence[str] | None = None, full_refresh: bool = False) -> PreparedBuild:
+                  changed_merchants: ChangedMerchants | None = None, full_refresh: bool = False) -> PreparedBuild:
     """What `build` does before dbt runs, for a caller that runs dbt itself (dagster-dbt)."""
     check_identifier("raw schema", target.raw_schema)
     check_identifier("marts schema", target.marts_schema)
@@ -518,32 +525,61 @@ class _Plan:
     watermark: str | None
     skip: bool = False
     reason: str = ""
-    covered: list[str] = dataclasses.field(default_factory=list)  # listed merchants this build rebuilds
+    covered: list[_Change] = dataclasses.field(default_factory=list)  # what was listed when this build started
     calendar_rows: int = 0  # the calendar mart's rows before an incremental build (it only appends)
 
 
-def note_changed(target: WarehouseTarget, merchants: Sequence[str]) -> None:
+def note_changed(target: WarehouseTarget, merchants: ChangedMerchants) -> None:
     """Remember that these merchants' raw rows changed, for the next build to rebuild them: a
     sync calls it right after its load, so a run that skips the transforms (`--no-transform`), or
-    whose build fails, loses nothing for the incremental build that follows."""
-    if not merchants:
+    whose build fails, loses nothing for the incremental build that follows. `merchants`: a list
+    (every raw table may have changed), or merchant -> the raw tables its rows changed in (tables
+    the marts do not read, such as products, need no rebuild)."""
+    changes = _changes(merchants)
+    if not changes:
         return
     work = staging_schema(target)
     check_identifier("staging schema", work)
     wh = open_target(target)
     try:
-        ph = wh.placeholder
         wh.execute(f"CREATE SCHEMA IF NOT EXISTS {work}")
         with wh.transaction():
-            wh.execute(f"CREATE TABLE IF NOT EXISTS {work}.{REBUILD_TABLE} (merchant TEXT)")
-            listed = {r[0] for r in wh.query(f"SELECT merchant FROM {work}.{REBUILD_TABLE}")[1]}
-            for m in sorted(set(merchants) - listed):
-                wh.execute(f"INSERT INTO {work}.{REBUILD_TABLE} (merchant) VALUES ({ph})", (m,))
+            _ensure_rebuild_table(wh, work)
+            _list_changes(wh, work, changes)
     finally:
         wh.close()
 
 
-def _prepare(target: WarehouseTarget, settings: ReconciliationSettings, changed: Sequence[str] | None,
+def _changes(changed: ChangedMerchants) -> set[_Change]:
+    """The (merchant, raw table) pairs to list for `changed` (see `ChangedMerchants`)."""
+    if isinstance(changed, str):
+        raise TypeError(f"changed merchants must be a list of names or a mapping, got the string {changed!r}")
+    if isinstance(changed, Mapping):
+        return {(m, t) for m, tables in changed.items() for t in tables if t in RAW_INPUTS}
+    return {(m, None) for m in changed}
+
+
+def _change_order(change: _Change) -> tuple[str, str]:
+    return change[0], change[1] or ""
+
+
+def _ensure_rebuild_table(wh: Warehouse, work: str) -> None:
+    wh.execute(f"CREATE TABLE IF NOT EXISTS {work}.{REBUILD_TABLE} (merchant TEXT, raw_table TEXT)")
+    if "raw_table" not in wh.columns_of(work, REBUILD_TABLE):
+        # listed by an earlier version of the pipeline, merchants only: NULL, every table
+        wh.execute(f"ALTER TABLE {work}.{REBUILD_TABLE} ADD COLUMN raw_table TEXT")
+
+
+def _list_changes(wh: Warehouse, work: str, changes: set[_Change]) -> set[_Change]:
+    """Add `changes` to those listed (inside the caller's transaction); returns all listed now."""
+    ph = wh.placeholder
+    listed = {(r[0], r[1]) for r in wh.query(f"SELECT merchant, raw_table FROM {work}.{REBUILD_TABLE}")[1]}
+    for merchant, table in sorted(changes - listed, key=_change_order):
+        wh.execute(f"INSERT INTO {work}.{REBUILD_TABLE} (merchant, raw_table) VALUES ({ph}, {ph})", (merchant, table))
+    return listed | changes
+
+
+def _prepare(target: WarehouseTarget, settings: ReconciliationSettings, changed: ChangedMerchants | None,
              full_refresh: bool) -> _Plan:
     """Write the calendar, decide full or incremental, list the merchants to rebuild."""
     from transforms.marts import MARTS
@@ -557,7 +593,6 @@ def _prepare(target: WarehouseTarget, settings: ReconciliationSettings, changed:
     }).encode()).hexdigest()
     wh = open_target(target)
     try:
-        ph = wh.placeholder
         present = [t for t in RAW_INPUTS if wh.table_exists(target.raw_schema, t)]
         missing = tuple(sorted(set(RAW_INPUTS) - set(present)))
         wh.execute(f"CREATE SCHEMA IF NOT EXISTS {work}")
@@ -577,25 +612,21 @@ def _prepare(target: WarehouseTarget, settings: ReconciliationSettings, changed:
         elif state.get("fingerprint") != fingerprint:
             reason = "settings, calendar or models changed since the last build"
             full_refresh = True
-        merchants: list[str] | None = None
+        changes: set[_Change] = set()
         if not full_refresh:
             if changed is None:
-                merchants = _changed_since(wh, target.raw_schema, present, state.get("watermark"))
+                changes = _changed_since(wh, target.raw_schema, present, state.get("watermark"))
                 reason = "changed merchants found by _synced_at"
             else:
-                merchants = sorted(set(changed))
+                changes = _changes(changed)
                 reason = "changed merchants given by the sync"
         with wh.transaction():
             # added to what is already listed: merchants of a failed earlier build, and those
             # syncs noted without building (`note_changed`), stay listed until a build covers them
-            wh.execute(f"CREATE TABLE IF NOT EXISTS {work}.{REBUILD_TABLE} (merchant TEXT)")
+            _ensure_rebuild_table(wh, work)
             wh.execute(f"DELETE FROM {work}.{REBUILD_TABLE} WHERE merchant IS NULL")
-            listed = {r[0] for r in wh.query(f"SELECT merchant FROM {work}.{REBUILD_TABLE}")[1]}
-            for m in sorted(set(merchants or ()) - listed):
-                wh.execute(f"INSERT INTO {work}.{REBUILD_TABLE} (merchant) VALUES ({ph})", (m,))
-            covered = sorted(listed | set(merchants or ()))
-            if not full_refresh:
-                merchants = covered
+            covered = sorted(_list_changes(wh, work, changes), key=_change_order)
+        merchants = None if full_refresh else sorted({m for m, _ in covered})
         calendar_rows = 0 if full_refresh else int(
             wh.query(f"SELECT COUNT(*) FROM {target.marts_schema}.{CALENDAR_MART}")[1][0][0])
         return _Plan(full_refresh, merchants, missing, fingerprint, watermark,
@@ -622,8 +653,12 @@ def _finish(target: WarehouseTarget, plan: _Plan, results: list[Any]
                 wh.execute(f"INSERT INTO {work}.{STATE_TABLE} (name, value) VALUES ({ph}, {ph})", ("watermark", plan.watermark))
             # only what this build covered: a merchant noted meanwhile (a sync of another shard
             # that committed after this build read the raw tables) stays listed for the next
-            for m in plan.covered:
-                wh.execute(f"DELETE FROM {work}.{REBUILD_TABLE} WHERE merchant = {ph}", (m,))
+            if plan.covered:
+                wh.execute(f"DELETE FROM {work}.{REBUILD_TABLE} AS listed WHERE EXISTS (SELECT 1 FROM "
+                           f"({_changes_values(ph, len(plan.covered))}) AS covered (merchant, raw_table) "
+                           "WHERE covered.merchant = listed.merchant "
+                           "AND covered.raw_table = COALESCE(listed.raw_table, ''))",
+                           _changes_params(plan.covered))
         if target.dialect == "duckdb":
             # write everything into the database file itself (not only its WAL), so a copy of the
             # file taken now (the pipeline publishes one for analysts) holds the new marts
@@ -640,26 +675,63 @@ def _finish(target: WarehouseTarget, plan: _Plan, results: list[Any]
 
 def _count_written(wh: Warehouse, plan: _Plan, nodes: Sequence[Any]) -> dict[str, int]:
     """Rows each model wrote, where dbt does not say (dbt-duckdb): after an incremental build the
-    rebuilt merchants' rows (the calendar: the dates it appended), after a full one all rows. One
-    query for all the models."""
+    rows of the merchants it rebuilt in that model (the calendar: the dates it appended), after a
+    full one all rows. One query for all the models."""
     if not nodes:
         return {}
     incremental = not plan.full_refresh and plan.merchants is not None
-    merchants = list(plan.merchants or ()) if incremental else []
+    covered = plan.covered if incremental else []
     listed = ""
-    if merchants:  # the merchants once, however many models
-        listed = "WITH rebuilt (merchant) AS (VALUES " + ", ".join([f"({wh.placeholder})"] * len(merchants)) + ") "
+    if covered:  # the listed changes once, however many models
+        listed = f"WITH rebuilt (merchant, raw_table) AS ({_changes_values(wh.placeholder, len(covered))}) "
+    by_id = {node.unique_id: node for node in nodes}
     parts: list[str] = []
     for node in nodes:
         where = ""
         if incremental and node.name != CALENDAR_MART:
-            where = " WHERE merchant IN (SELECT merchant FROM rebuilt)" if merchants else " WHERE 1 = 0"
+            where = " WHERE 1 = 0"
+            if covered:  # the merchants the model's own condition selected (macros/incremental.sql)
+                tables = _upstream_raw_tables(node.unique_id, by_id)
+                which = "" if tables is None else " WHERE raw_table = ''" + "".join(
+                    f" OR raw_table = '{t}'" for t in sorted(tables))
+                where = f" WHERE merchant IN (SELECT merchant FROM rebuilt{which})"
         parts.append(f"SELECT {len(parts)} AS i, COUNT(*) AS n FROM {node.relation_name}{where}")
-    counts = dict(wh.query(listed + " UNION ALL ".join(parts), tuple(merchants) or None)[1])
+    counts = dict(wh.query(listed + " UNION ALL ".join(parts), _changes_params(covered) or None)[1])
     written = {node.name: int(counts[i]) for i, node in enumerate(nodes)}
     if incremental and CALENDAR_MART in written:
         written[CALENDAR_MART] -= plan.calendar_rows
     return written
+
+
+def _changes_values(placeholder: str, count: int) -> str:
+    """VALUES of `count` (merchant, raw table) pairs, bound by `_changes_params`."""
+    return "VALUES " + ", ".join([f"({placeholder}, {placeholder})"] * count)
+
+
+def _changes_params(changes: Sequence[_Change]) -> tuple[str, ...]:
+    """The pairs flattened for `_changes_values`; no table (every table) as ''."""
+    return tuple(v for merchant, table in changes for v in (merchant, table or ""))
+
+
+def _upstream_raw_tables(unique_id: str, nodes: Mapping[str, Any]) -> set[str] | None:
+    """The raw tables a model reads from, directly or through the models in `nodes` (unique id ->
+    node), as macros/incremental.sql finds them; None if it reads a model not among them."""
+    found: set[str] = set()
+    pending, seen = [unique_id], {unique_id}
+    while pending:
+        for parent in nodes[pending.pop()].depends_on.nodes:
+            if parent in seen:
+                continue
+            seen.add(parent)
+            kind, *_, source_name, table = parent.split(".")
+            if kind == "source":
+                if source_name == "instamojo":
+                    found.add(table)
+            elif parent in nodes:
+                pending.append(parent)
+            else:
+                return None
+    return found
 
 
 def _high_water_mark(wh: Warehouse, raw: str, tables: Sequence[str]) -> str | None:
@@ -673,18 +745,19 @@ def _high_water_mark(wh: Warehouse, raw: str, tables: Sequence[str]) -> str | No
     return None if value is None else value.astimezone(UTC).isoformat()
 
 
-def _changed_since(wh: Warehouse, raw: str, tables: Sequence[str], watermark: str | None) -> list[str]:
-    """Merchants with raw rows synced after `watermark` (every merchant if None)."""
+def _changed_since(wh: Warehouse, raw: str, tables: Sequence[str], watermark: str | None) -> set[_Change]:
+    """Merchants with raw rows synced after `watermark` (every merchant if None), with the raw
+    tables those rows are in."""
     selects = []
-    for t in tables:
+    for t in tables:  # t: one of RAW_INPUTS
         if watermark is not None and "_synced_at" in wh.columns_of(raw, t):
-            selects.append(f"SELECT DISTINCT merchant FROM {raw}.{t} "
+            selects.append(f"SELECT DISTINCT merchant, '{t}' AS raw_table FROM {raw}.{t} "
                            f"WHERE _synced_at > CAST('{watermark}' AS TIMESTAMPTZ) OR _synced_at IS NULL")
         else:
-            selects.append(f"SELECT DISTINCT merchant FROM {raw}.{t}")
+            selects.append(f"SELECT DISTINCT merchant, '{t}' AS raw_table FROM {raw}.{t}")
     if not selects:
-        return []
-    return sorted(r[0] for r in wh.query(" UNION ".join(selects))[1] if r[0] is not None)
+        return set()
+    return {(r[0], r[1]) for r in wh.query(" UNION ".join(selects))[1] if r[0] is not None}
 
 
 def _write_calendar(wh: Warehouse, schema: str, settings: ReconciliationSettings, last_day: date) -> None:

@@ -17,6 +17,7 @@ from tests.pipeline_helpers import (
 )
 from tests.source.test_sync_sandbox import cursor, fast_retries  # noqa: F401 (fixture)
 from tests.source.truth import assert_warehouse_matches, count_where
+from transforms.dbt import RAW_INPUTS
 
 # Lookbacks over the whole history, and the product catalogue read whole every run (the sandbox's
 # clock moves days while the wall clock moves seconds), make "equal to the truth" exact.
@@ -67,6 +68,21 @@ def test_thirty_merchants_in_one_run_equal_the_truth_then_stay_equal(sandbox_fac
     wh = open_test_warehouse(settings)
     assert assert_warehouse_matches(wh, settings.raw_dataset, sb, sb.merchants)["payments"] > counts["payments"]
     wh.close()
+    assert {t for tables in run.changed_tables.values() for t in tables} >= set(RAW_INPUTS)
+
+    # the raw tables a run reports changed, merchant by merchant (the marts rebuild each merchant
+    # only in the models that read one of them), are those that got rows of that run
+    sb.advance(days=1)
+    run = sync_merchants(settings, resources=["payments"])
+    assert run.ok, [r.error for r in run.results if not r.ok]
+    wh = open_test_warehouse(settings)
+    since = count_where(wh, f"SELECT MIN(_synced_at) FROM {settings.raw_dataset}.payments WHERE _synced_at > "
+                            f"(SELECT MAX(_synced_at) FROM {settings.raw_dataset}.payouts)")
+    landed = {(m, t) for t in RAW_INPUTS for (m,) in wh.query(
+        f"SELECT DISTINCT merchant FROM {settings.raw_dataset}.{t} WHERE _synced_at >= {wh.placeholder}", (since,))[1]}
+    wh.close()
+    reported = {(m, t) for m, tables in run.changed_tables.items() for t in tables if t in RAW_INPUTS}
+    assert reported == landed and {t for _, t in reported} == {"payments"}
 
 
 def test_failures_stay_with_their_merchant_and_the_next_run_completes_them(sandbox_factory, settings_for):
