@@ -18,6 +18,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.instamojo import MerchantSpec, RunNotes, instamojo_source
 from sources.instamojo.errors import InstamojoError, redact
+from sources.instamojo.schema import RAW_TABLES
 from sources.instamojo.token_store import TokenStoreError
 from transforms.dbt import note_changed
 
@@ -70,14 +71,19 @@ class SyncRun:
     @property
     def changed_merchants(self) -> list[str]:
         """Merchants whose raw rows this run wrote (what the marts must rebuild)."""
-        return [r.merchant for r in self.results if r.total_rows and self.load_ok]
+        return list(self.changed_tables)
 
     @property
     def changed_tables(self) -> dict[str, list[str]]:
-        """Each merchant of `changed_merchants` -> the raw tables this run wrote its rows to (a
-        mart rebuilds the merchant only if it reads one of them: transforms.dbt.note_changed)."""
-        return {r.merchant: sorted(t for t, n in r.rows.items() if n) for r in self.results
-                if r.total_rows and self.load_ok}
+        """Each merchant whose raw rows this run wrote -> the raw tables it wrote them to (a mart
+        rebuilds the merchant only if it reads one of them: transforms.dbt.note_changed). After
+        finishing the load of an interrupted earlier run, whose merchants and tables nobody
+        counted: every merchant of this run, with every table."""
+        if not self.load_ok:
+            return {}
+        if self.finished_interrupted:
+            return {r.merchant: sorted(RAW_TABLES) for r in self.results}
+        return {r.merchant: sorted(t for t, n in r.rows.items() if n) for r in self.results if r.total_rows}
 
 
 def sync_merchants(
