@@ -82,7 +82,7 @@ query: $(STAMP) ## run SQL on the warehouse: make query Q="SELECT * FROM instamo
 sandbox: $(STAMP) ## start the Instamojo sandbox on 127.0.0.1 (ARGS="--port 8765 --size demo")
 	$(RUN) -m instamojo_sandbox $$ARGS
 
-bench: $(STAMP) ## backfill rows/s, interleaved: vs the fetch-only ceiling, a careful dlt peer, dlt's defaults; Postgres; memory, latency, marts (~9 min on a shared 2-core machine)
+bench: $(STAMP) ## backfill rows/s, interleaved: vs the fetch-only ceiling, a careful dlt peer, dlt's defaults; Postgres; memory, latency; the marts, full and incremental (~13 min on a shared 2-core machine)
 	$(RUN) -m pipelines bench $$ARGS
 
 bench-merchants: $(STAMP) ## 1,000 merchants in one sync vs the per-merchant engine, then through Dagster: 1 vs 2 shards, hourly 1 vs 4 shards under one app limit (~20 min; ARGS="--merchants 100" SHARD_ARGS="--merchants 100")

@@ -16,7 +16,9 @@ ratios with their min–max. Printed:
 - peak memory at two history sizes (it should not grow with history);
 - requests and wall time of a sync with nothing new;
 - with 50 ms added to every sandbox request: parallel page fetching against sequential;
-- the marts' rebuild over 1,000,000 payments in DuckDB.
+- the marts in DuckDB (transforms/bench.py): a full dbt build over 1,000,000 payments next to the
+  runner used before dbt, and incremental builds after 1% of 1,000 merchants changed over
+  10,000,000 payments next to a full build of the same (`--marts-*` set the sizes).
 
 Rows are API records (payments, payouts, orders) in every case, so the figures compare.
 """
@@ -363,17 +365,16 @@ def bench_latency(args: argparse.Namespace, root: Path, say: Callable[[str], Non
         f"→ {sequential['seconds'] / parallel['seconds']:.1f}× faster (aim ≥ 6×)")
 
 
-def bench_transforms(say: Callable[[str], None]) -> None:
-    """The marts' rebuild over 1,000,000 payments (transforms/bench.py)."""
-    from transforms.bench import rebuild_seconds
+def bench_transforms(args: argparse.Namespace, say: Callable[[str], None]) -> None:
+    """The marts (transforms/bench.py): a full dbt build next to the runner used before dbt, and
+    incremental builds after 1% of the merchants changed next to a full build of the same data."""
+    from transforms.bench import compare
 
-    figures = rebuild_seconds(1_000_000)
-    rows = figures.get("raw_rows", {})
     say("")
-    say(f"marts rebuild over {rows.get('payments', 1_000_000):,} payments (+ {rows.get('orders', 0):,} orders, "
-        f"{rows.get('order_payments', 0):,} order payments) in DuckDB: {figures['build_seconds']:.1f} s "
-        f"(of which publishing the marts atomically {figures.get('publish_seconds', 0):.1f} s); "
-        f"slowest model: {max(figures.get('model_seconds', {'-': 0}).items(), key=lambda kv: kv[1])[0]}")
+    with tempfile.TemporaryDirectory(prefix="transforms-bench-") as tmp:
+        compare(Path(tmp), say, payments=args.marts_payments, runs=args.pairs,
+                incremental_payments=args.marts_incremental_payments, merchants=args.marts_merchants,
+                incremental_runs=args.pairs)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -400,7 +401,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not args.skip_latency:
             bench_latency(args, root, say)
         if not args.skip_transforms:
-            bench_transforms(say)
+            bench_transforms(args, say)
         say("")
         say(f"done in {time.perf_counter() - started:.0f} s; at the end: {load_average()}")
     finally:
@@ -438,6 +439,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-baseline", action="store_true", help="skip dlt's defaults (the slowest part)")
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--skip-latency", action="store_true")
+    p.add_argument("--marts-payments", type=int, default=1_000_000,
+                   help="payments of the marts' full-build comparison (default 1,000,000)")
+    p.add_argument("--marts-incremental-payments", type=int, default=10_000_000,
+                   help="payments of the marts' incremental comparison (default 10,000,000)")
+    p.add_argument("--marts-merchants", type=int, default=1_000,
+                   help="merchants of the marts' incremental comparison; 1%% of them change (default 1,000)")
     p.add_argument("--skip-transforms", action="store_true")
     p.add_argument("--output", help="also write the figures to this file")
     p.set_defaults(func=cmd_bench)

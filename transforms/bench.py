@@ -332,33 +332,25 @@ def compare_incremental(n_payments: int, n_merchants: int, runs: int, tmp: Path,
             "incremental_model_seconds": incr["models"], "every_table_model_seconds": every["models"]}
 
 
-def rebuild_seconds(n_payments: int, *, path: str | Path | None = None) -> dict[str, Any]:
-    """One full dbt build over `n_payments` synthetic payments (for `make bench`'s one line):
-    n_payments, raw row counts, generate_seconds, build_seconds, publish_seconds (0: dbt commits
-    each mart as it builds it), per-model seconds, mart rows, exceptions (none on this data)."""
-    from transforms.dbt import build
-
-    with tempfile.TemporaryDirectory(prefix="transforms-bench-") as tmp:
-        db_path = Path(path) if path else Path(tmp) / "bench.duckdb"
-        warehouse = Warehouse.duckdb(str(db_path))
-        try:
-            started = time.perf_counter()
-            counts = generate_raw(warehouse, n_payments)
-            generate_seconds = time.perf_counter() - started
-            target = warehouse.target("instamojo_raw", "instamojo")
-        finally:
-            warehouse.close()
-        report = build(target, full_refresh=True, work_dir=tmp)
-    return {
-        "n_payments": n_payments,
-        "raw_rows": counts,
-        "generate_seconds": round(generate_seconds, 3),
-        "build_seconds": round(report.seconds, 3),
-        "publish_seconds": 0.0,
-        "model_seconds": {m.name: round(m.seconds, 3) for m in report.models},
-        "mart_rows": report.mart_rows,
-        "exceptions": report.exceptions_by_type,
-    }
+def compare(tmp: Path, say, *, payments: int = 1_000_000, runs: int = 3, incremental_payments: int = 10_000_000,
+            merchants: int = 1_000, incremental_runs: int = 3, full: bool = True,
+            incremental: bool = True) -> dict[str, Any]:
+    """Both comparisons (`make bench` runs them too), each ending with a line of medians; returns
+    their figures under "full" and "incremental"."""
+    result: dict[str, Any] = {}
+    if full:
+        say(f"full build over {payments:,} payments: previous runner vs dbt ({runs} interleaved pairs)")
+        f = result["full"] = compare_full(payments, runs, tmp, say)
+        say(f"full build, median: previous runner {f['old_median']:.1f} s, dbt {f['dbt_median']:.1f} s")
+    if incremental:
+        say(f"over {incremental_payments:,} payments of {merchants:,} merchants: full vs incremental after 1% of "
+            f"the merchants changed ({incremental_runs} interleaved rounds)")
+        i = result["incremental"] = compare_incremental(incremental_payments, merchants, incremental_runs, tmp, say)
+        say(f"median: full {i['full_median']:.1f} s; incremental, new payments {i['incremental_median']:.1f} s = "
+            f"{100 * i['incremental_median'] / i['full_median']:.1f}%, new rows in every table "
+            f"{i['every_table_median']:.1f} s = {100 * i['every_table_median'] / i['full_median']:.1f}% of the full "
+            "build (aim ≤ 10%)")
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--incremental-payments", type=int, default=10_000_000)
     parser.add_argument("--merchants", type=int, default=1_000, help="merchants of the incremental comparison")
     parser.add_argument("--runs", type=int, default=3, help="interleaved pairs of the full-build comparison (medians)")
-    parser.add_argument("--incremental-runs", type=int, default=3, help="interleaved pairs of the incremental one")
+    parser.add_argument("--incremental-runs", type=int, default=3, help="interleaved rounds of the incremental one")
     parser.add_argument("--skip-full", action="store_true")
     parser.add_argument("--skip-incremental", action="store_true")
     parser.add_argument("--output", help="also write the JSON report here")
@@ -376,21 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     def say(line: str) -> None:
         print(line, flush=True)
 
-    result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="transforms-bench-") as tmp:
-        if not args.skip_full:
-            say(f"full build over {args.payments:,} payments: previous runner vs dbt ({args.runs} interleaved pairs)")
-            full = result["full"] = compare_full(args.payments, args.runs, Path(tmp), say)
-            say(f"full build, median: previous runner {full['old_median']:.1f} s, dbt {full['dbt_median']:.1f} s")
-        if not args.skip_incremental:
-            say(f"over {args.incremental_payments:,} payments of {args.merchants:,} merchants: full vs incremental "
-                f"after 1% of the merchants changed ({args.incremental_runs} interleaved pairs)")
-            inc = result["incremental"] = compare_incremental(args.incremental_payments, args.merchants, args.incremental_runs,
-                                                              Path(tmp), say)
-            say(f"median: full {inc['full_median']:.1f} s; incremental, new payments "
-                f"{inc['incremental_median']:.1f} s = {100 * inc['incremental_median'] / inc['full_median']:.1f}%, "
-                f"new rows in every table {inc['every_table_median']:.1f} s = "
-                f"{100 * inc['every_table_median'] / inc['full_median']:.1f}% of the full build (aim ≤ 10%)")
+        result = compare(Path(tmp), say, payments=args.payments, runs=args.runs,
+                         incremental_payments=args.incremental_payments, merchants=args.merchants,
+                         incremental_runs=args.incremental_runs, full=not args.skip_full,
+                         incremental=not args.skip_incremental)
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:
