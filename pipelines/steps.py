@@ -25,9 +25,9 @@ def run_transform_step(settings: Settings, *,
     """Build the marts with dbt in the configured warehouse; returns (ok, summary lines).
 
     `changed_merchants`: the merchants whose raw rows this run changed (or merchant -> the raw
-    tables they changed in: `SyncRun.changed_tables`); only their rows are rebuilt in each model,
-    and only in the models that read a changed table. None (unknown): the merchants whose raw rows carry a `_synced_at` at
-    or after the previous successful build's high-water mark. `full_refresh`: rebuild every
+    tables they changed in: `SyncRun.changed_tables`); only their rows are rebuilt, and only in
+    the models that read a changed table. None (unknown): the merchants whose raw rows carry a
+    `_synced_at` at or after the previous successful build's high-water mark. `full_refresh`: rebuild every
     merchant from scratch (also done on the first build and when settings or SQL changed).
     `overrides` replace `[transforms]` settings (e.g. the demo's `as_of`)."""
     from transforms import ReconciliationSettings
