@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sources.instamojo.errors import redact
 
 from .config import Settings
+
+if TYPE_CHECKING:
+    from transforms.dbt import ChangedMerchants
 
 
 def dbt_work_dir(settings: Settings) -> Path:
@@ -19,8 +22,7 @@ def dbt_work_dir(settings: Settings) -> Path:
     return settings.pipelines_dir.parent / "dbt"
 
 
-def run_transform_step(settings: Settings, *,
-                       changed_merchants: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+def run_transform_step(settings: Settings, *, changed_merchants: ChangedMerchants | None = None,
                        full_refresh: bool = False, **overrides: Any) -> tuple[bool, list[str]]:
     """Build the marts with dbt in the configured warehouse; returns (ok, summary lines).
 

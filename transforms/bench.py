@@ -34,12 +34,15 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sources.instamojo.schema import RAW_TABLES
 from transforms.calendar import settlement_calendar
 from transforms.settings import DEFAULT_SETTINGS, ReconciliationSettings
 from transforms.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from transforms.dbt import ChangedMerchants
 
 REPO = Path(__file__).resolve().parents[1]
 MERCHANTS = 4
@@ -163,7 +166,7 @@ def generate_raw(warehouse: Warehouse, n_payments: int, *, raw_schema: str = "in
 # -- one timed build, in a process of its own -------------------------------------------------------
 
 
-def _time_dbt(db: Path, work: Path, mode: str, merchants: list[str] | dict[str, list[str]]) -> dict[str, Any]:
+def _time_dbt(db: Path, work: Path, mode: str, merchants: ChangedMerchants) -> dict[str, Any]:
     from transforms.dbt import build
 
     target = Warehouse.duckdb(str(db))
@@ -187,8 +190,7 @@ def _child(argv: list[str]) -> int:
     return 0
 
 
-def _run_child(kind: str, db: Path, work: Path, mode: str = "full",
-               merchants: list[str] | dict[str, list[str]] | None = None,
+def _run_child(kind: str, db: Path, work: Path, mode: str = "full", merchants: ChangedMerchants | None = None,
                pythonpath: Path | None = None) -> dict[str, Any]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(pythonpath or REPO)

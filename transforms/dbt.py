@@ -572,10 +572,9 @@ def _ensure_rebuild_table(wh: Warehouse, work: str) -> None:
 
 def _list_changes(wh: Warehouse, work: str, changes: set[_Change]) -> set[_Change]:
     """Add `changes` to those listed (inside the caller's transaction); returns all listed now."""
-    ph = wh.placeholder
     listed = {(r[0], r[1]) for r in wh.query(f"SELECT merchant, raw_table FROM {work}.{REBUILD_TABLE}")[1]}
-    for merchant, table in sorted(changes - listed, key=_change_order):
-        wh.execute(f"INSERT INTO {work}.{REBUILD_TABLE} (merchant, raw_table) VALUES ({ph}, {ph})", (merchant, table))
+    new: list[_Change] = sorted(changes - listed, key=_change_order)
+    wh.insert_many(f"{work}.{REBUILD_TABLE}", 2, new)
     return listed | changes
 
 
